@@ -1,0 +1,94 @@
+#pragma once
+// What each broker kind provides (src/kafka, src/nats, src/rabbitmq), registered by kind in a
+// BrokerRegistry at start-up (src/cli wiring). The core, the failover controller and backups
+// only use these interfaces; client libraries stay inside their broker's folder.
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "mqdr/config.hpp"
+#include "mqdr/sink.hpp"
+#include "mqdr/source.hpp"
+#include "mqdr/stats.hpp"
+#include "mqdr/worker.hpp"
+
+namespace mqdr {
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+// Everything a mirror worker needs; copies, so a reload never changes a running worker.
+struct MirrorContext {
+  ConfigPtr config;
+  MirrorConfig mirror;
+  ClusterConfig source;
+  ClusterConfig target;
+  WorkerStatsPtr stats;
+  std::filesystem::path state_dir;  // daemon.state_dir/mirrors/<name>, created by the daemon
+};
+
+struct ProbeResult {
+  bool ok = false;
+  double latency_ms = 0;
+  std::string message;  // why it failed; no secrets
+};
+
+// Proves a cluster serves clients (not only that a port is open). Keeps its connection between
+// calls; each check() returns within `timeout`. Called from one thread at a time.
+class Probe {
+ public:
+  virtual ~Probe() = default;
+  virtual ProbeResult check(Duration timeout) = 0;
+};
+using ProbePtr = std::unique_ptr<Probe>;
+
+struct VerifyResult {
+  bool equal = true;
+  std::string first_difference;  // names item, partition and position of the first difference
+  nlohmann::json detail = nlohmann::json::object();  // per item: counts and digests both sides
+  std::vector<std::string> unchecked;                // what could not be compared, and why
+};
+
+// Failover-time operations on one mirror (source = primary side, target = standby side). Each
+// call opens what it needs and returns within its deadline. Called by the failover driver.
+class MirrorOps {
+ public:
+  virtual ~MirrorOps() = default;
+  // Current lag of the target behind the source (needs the source up).
+  virtual Lag lag(Duration timeout) = 0;
+  // Carry positions over now: Kafka group offsets, NATS durable consumers. Idempotent.
+  virtual Status final_sync(Duration deadline) = 0;
+  // Make the target usable as the primary: NATS native removes the stream's source, RabbitMQ
+  // trims standby queues to the primary's last observed depth plus the margin.
+  virtual Status promote(Duration deadline) = 0;
+  // Compare source and target up to the mirrored position (mqdr verify --mirror).
+  virtual VerifyResult verify(Duration deadline) = 0;
+  // What the source holds beyond what reached the target (reported when an old primary returns).
+  virtual nlohmann::json unreplicated(Duration deadline) = 0;
+};
+using MirrorOpsPtr = std::unique_ptr<MirrorOps>;
+
+// One broker kind's factories. Any may be empty while that part is not built yet; callers check.
+struct BrokerKind {
+  std::function<WorkerPtr(const MirrorContext&)> make_mirror;
+  std::function<ProbePtr(const ClusterConfig&)> make_probe;
+  std::function<MirrorOpsPtr(const MirrorContext&)> make_mirror_ops;
+};
+
+class BrokerRegistry {
+ public:
+  void add(ClusterKind kind, BrokerKind broker) { kinds_[kind] = std::move(broker); }
+  const BrokerKind* find(ClusterKind kind) const {
+    auto it = kinds_.find(kind);
+    return it == kinds_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  std::map<ClusterKind, BrokerKind> kinds_;
+};
+
+}  // namespace mqdr
