@@ -65,6 +65,7 @@ class Pipeline {
   std::uint64_t next_id_ = 0;
   std::size_t inflight_bytes_ = 0;
   std::uint64_t committed_ = 0;
+  std::uint64_t confirmations_ = 0;
   std::uint64_t read_total_ = 0;
   std::chrono::steady_clock::time_point last_commit_{};
   std::chrono::steady_clock::time_point last_lag_{};

@@ -1,0 +1,32 @@
+#pragma once
+// The `mqdr` command line (SPEC.md "Command line"). main() only calls cli::main().
+// Exit codes: 0 success; 1 runtime failure; 2 usage or configuration error; 3 a verification
+// found a difference or corruption.
+
+#include <functional>
+#include <string>
+
+#include "mqdr/broker.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace mqdr::cli {
+
+inline constexpr int kOk = 0;
+inline constexpr int kRuntimeError = 1;
+inline constexpr int kUsageError = 2;
+inline constexpr int kDifference = 3;
+
+// Registers every broker kind built into this binary (src/cli/wiring.cpp).
+void register_all_kinds(BrokerRegistry& registry);
+
+// A subcommand contributed by an area (failover, backup, verify ...): `setup` adds it to the app
+// and returns the function that runs it once parsed.
+using CommandSetup = std::function<std::function<int()>(CLI::App& app, const BrokerRegistry&)>;
+void add_command(CommandSetup setup);
+
+int main(int argc, char** argv);
+
+}  // namespace mqdr::cli

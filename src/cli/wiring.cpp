@@ -1,0 +1,10 @@
+// The one place where broker kinds are wired into the binary.
+#include "mqdr/cli.hpp"
+
+namespace mqdr::cli {
+
+void register_all_kinds(BrokerRegistry& registry) {
+  (void)registry;  // each broker area adds its register_kind(registry) call here
+}
+
+}  // namespace mqdr::cli

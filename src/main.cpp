@@ -1,0 +1,3 @@
+#include "mqdr/cli.hpp"
+
+int main(int argc, char** argv) { return mqdr::cli::main(argc, argv); }
