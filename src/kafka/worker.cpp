@@ -1,0 +1,324 @@
+#include "kafka/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+
+#include "kafka/group_sync.hpp"
+#include "kafka/map_reader.hpp"
+#include "kafka/rd.hpp"
+#include "kafka/sink.hpp"
+#include "kafka/source.hpp"
+#include "kafka/topology.hpp"
+#include "kafka/topics.hpp"
+#include "mqdr/pipeline.hpp"
+
+namespace mqdr::kafka {
+
+std::string mirror_group_id(const std::string& mirror) { return "mqdr-mirror-" + mirror; }
+std::string offset_map_topic(const std::string& mirror) { return kOffsetMapPrefix + mirror; }
+std::string positions_topic(const std::string& mirror) { return kPositionsPrefix + mirror; }
+
+namespace {
+using Clock = std::chrono::steady_clock;
+constexpr int kAdminTimeoutMs = 10000;
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+}  // namespace
+
+struct MirrorWorker::Impl {
+  MirrorContext ctx;
+  const KafkaMirrorConfig& cfg;
+  TopicPolicy policy;
+  ClientLabel src_label, tgt_label, hb_label;
+  Handle src_admin, tgt_admin, heartbeat;
+  std::unique_ptr<Topology> topology;
+  std::unique_ptr<MapReader> map_reader;
+  std::unique_ptr<GroupSync> group_sync;
+  OffsetMap sink_map;
+  std::vector<std::string> subscribed;
+  bool heartbeats_on = false;
+  std::string topic_warning;
+
+  explicit Impl(MirrorContext c)
+      : ctx(std::move(c)),
+        cfg(ctx.mirror.kafka),
+        policy(cfg, ctx.source.name, ctx.target.name) {
+    src_label.label = "mirror=" + ctx.mirror.name + " cluster=" + ctx.source.name + " role=admin";
+    tgt_label.label = "mirror=" + ctx.mirror.name + " cluster=" + ctx.target.name + " role=admin";
+    hb_label.label = "mirror=" + ctx.mirror.name + " cluster=" + ctx.source.name + " role=heartbeat";
+  }
+
+  void log_error(const std::string& msg) {
+    spdlog::error("mirror={} {}", ctx.mirror.name, msg);
+    if (ctx.stats) ctx.stats->set_error(msg);
+  }
+
+  // Connects the admin clients and proves both clusters answer.
+  Status connect() {
+    try {
+      src_admin = make_client(RD_KAFKA_PRODUCER, make_conf(ctx.source, {{"client.id", "mqdr-" + ctx.mirror.name + "-admin"}}, {}, &src_label));
+      tgt_admin = make_client(RD_KAFKA_PRODUCER, make_conf(ctx.target, {{"client.id", "mqdr-" + ctx.mirror.name + "-admin"}}, {}, &tgt_label));
+    } catch (const KafkaError& e) {
+      return Status::fatal(e.what());
+    }
+    for (auto [rk, cl] : {std::pair{src_admin.get(), &ctx.source}, std::pair{tgt_admin.get(), &ctx.target}}) {
+      try {
+        (void)fetch_metadata(rk, kAdminTimeoutMs);
+      } catch (const KafkaError& e) {
+        return Status::retry("cluster " + cl->name + " (bootstrap_servers " +
+                             cl->kafka.bootstrap_servers + ") unreachable: " + e.what());
+      }
+    }
+    return Status::ok();
+  }
+
+  Status ensure_internal_topics() {
+    try {
+      create_topics(tgt_admin.get(),
+                    {NewTopicSpec{offset_map_topic(ctx.mirror.name), 1,
+                                  {{"cleanup.policy", "compact"}, {"min.compaction.lag.ms", "60000"}}}},
+                    kAdminTimeoutMs);
+    } catch (const KafkaError& e) {
+      return e.retryable() ? Status::retry(e.what()) : Status::fatal(e.what());
+    }
+    heartbeats_on = cfg.heartbeat_interval.count() > 0;
+    if (heartbeats_on) {
+      try {
+        create_topics(src_admin.get(),
+                      {NewTopicSpec{kHeartbeatTopic, 1, {{"retention.ms", "86400000"}}}},
+                      kAdminTimeoutMs);
+        heartbeat = make_client(RD_KAFKA_PRODUCER,
+                                make_conf(ctx.source, {{"client.id", "mqdr-" + ctx.mirror.name + "-heartbeat"},
+                                                       {"linger.ms", "0"}},
+                                          {}, &hb_label));
+      } catch (const KafkaError& e) {
+        spdlog::warn("mirror={} cluster={} heartbeats off: {}", ctx.mirror.name, ctx.source.name,
+                     e.what());
+        heartbeats_on = false;
+      }
+    }
+    return Status::ok();
+  }
+
+  // Topology pass; returns the topics to subscribe to, or nullopt when the pass failed.
+  std::optional<std::vector<std::string>> refresh_topology() {
+    TopologyResult res;
+    try {
+      res = topology->sync();
+    } catch (const KafkaError& e) {
+      spdlog::warn("mirror={} topology sync failed (retried at the next refresh): {}",
+                   ctx.mirror.name, e.what());
+      if (ctx.stats) ctx.stats->set_error("topology sync: " + std::string(e.what()));
+      return std::nullopt;
+    }
+    std::vector<std::string> user_topics;
+    for (const auto& t : res.selected) {
+      if (t != kHeartbeatTopic) user_topics.push_back(t);
+    }
+    if (user_topics.empty()) {
+      std::string w = "no topic on source cluster " + ctx.source.name + " matches topics [" +
+                      join(cfg.topics) + "]" +
+                      (cfg.exclude_topics.empty() ? "" : " minus exclude_topics [" + join(cfg.exclude_topics) + "]");
+      if (w != topic_warning) {
+        spdlog::warn("mirror={} {}", ctx.mirror.name, w);
+        if (ctx.stats) ctx.stats->set_error(w);
+        topic_warning = w;
+      }
+    } else if (!topic_warning.empty()) {
+      topic_warning.clear();
+      if (ctx.stats) ctx.stats->clear_error();
+    }
+    if (!heartbeats_on) {
+      std::erase(res.selected, kHeartbeatTopic);
+    } else if (std::find(res.selected.begin(), res.selected.end(), kHeartbeatTopic) == res.selected.end()) {
+      res.selected.push_back(kHeartbeatTopic);
+    }
+    std::sort(res.selected.begin(), res.selected.end());
+    return res.selected;
+  }
+
+  void send_heartbeat() {
+    if (!heartbeats_on || !heartbeat) return;
+    const std::string value = "{\"mirror\":\"" + ctx.mirror.name + "\",\"source\":\"" +
+                              ctx.source.name + "\",\"ts\":" + std::to_string(wall_ms()) + "}";
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        heartbeat.get(), RD_KAFKA_V_TOPIC(kHeartbeatTopic.c_str()), RD_KAFKA_V_PARTITION(0),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(ctx.mirror.name.data(), ctx.mirror.name.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::debug("mirror={} heartbeat not sent: {}", ctx.mirror.name, err_text(err));
+    }
+    rd_kafka_poll(heartbeat.get(), 0);
+  }
+
+  void sync_groups(bool force) {
+    if (!group_sync) return;
+    try {
+      auto r = group_sync->run(kAdminTimeoutMs, force);
+      if (r.synced > 0) {
+        spdlog::info("mirror={} group offsets synced: {} groups ({} unchanged, {} active on target)",
+                     ctx.mirror.name, r.synced, r.unchanged, r.skipped_active);
+      }
+      groups_synced_total += static_cast<std::uint64_t>(r.synced);
+    } catch (const KafkaError& e) {
+      spdlog::warn("mirror={} group offset sync failed (retried): {}", ctx.mirror.name, e.what());
+    }
+  }
+
+  std::uint64_t groups_synced_total = 0;
+
+  Status run_at_least_once(std::stop_token stop);
+};
+
+MirrorWorker::MirrorWorker(MirrorContext ctx) {
+  if (ctx.source.kind != ClusterKind::kafka || ctx.target.kind != ClusterKind::kafka) {
+    throw std::invalid_argument("mirror " + ctx.mirror.name +
+                                ": source and target must both be Kafka clusters");
+  }
+  if (ctx.source.kafka.bootstrap_servers.empty() || ctx.target.kafka.bootstrap_servers.empty()) {
+    throw std::invalid_argument("mirror " + ctx.mirror.name + ": cluster without bootstrap_servers");
+  }
+  impl_ = std::make_unique<Impl>(std::move(ctx));
+}
+
+MirrorWorker::~MirrorWorker() = default;
+
+Status MirrorWorker::run(std::stop_token stop) {
+  Impl& w = *impl_;
+  if (w.ctx.stats) w.ctx.stats->set_state("starting");
+  Status st = w.connect();
+  if (st.is_ok()) st = w.ensure_internal_topics();
+  if (!st.is_ok()) {
+    w.log_error(st.message());
+    if (w.ctx.stats) w.ctx.stats->set_state(st.is_fatal() ? "failed" : "backoff");
+    return st;
+  }
+  w.topology = std::make_unique<Topology>(w.ctx.mirror.name, w.policy, w.cfg.sync_topic_configs,
+                                          w.src_admin.get(), w.tgt_admin.get(), kAdminTimeoutMs);
+  try {
+    w.map_reader = std::make_unique<MapReader>(w.ctx.target, offset_map_topic(w.ctx.mirror.name),
+                                               w.ctx.mirror.name);
+    w.map_reader->catch_up(60000);
+  } catch (const KafkaError& e) {
+    st = e.retryable() ? Status::retry(e.what()) : Status::fatal(e.what());
+    w.log_error(st.message());
+    return st;
+  }
+  w.sink_map = w.map_reader->map();
+  if (!w.cfg.groups.empty()) {
+    w.group_sync = std::make_unique<GroupSync>(w.ctx.mirror.name, w.cfg.groups, w.policy,
+                                               w.src_admin.get(), w.tgt_admin.get(),
+                                               *w.map_reader, mirror_group_id(w.ctx.mirror.name));
+  }
+  st = w.run_at_least_once(stop);
+  if (w.ctx.stats) {
+    w.ctx.stats->set_state(st.is_ok() ? "stopped" : (st.is_fatal() ? "failed" : "backoff"));
+    if (!st.is_ok()) w.ctx.stats->set_error(st.message());
+  }
+  if (!st.is_ok()) spdlog::error("mirror={} stopped: {}", w.ctx.mirror.name, st.message());
+  return st;
+}
+
+Status MirrorWorker::Impl::run_at_least_once(std::stop_token stop) {
+  const std::string& name = ctx.mirror.name;
+  SourceOptions so;
+  so.mirror = name;
+  so.cluster = ctx.source;
+  so.group_id = mirror_group_id(name);
+  so.skip_origin = ctx.target.name;
+  so.properties = cfg.consumer_properties;
+  so.metadata_refresh_ms = static_cast<int>(std::max<std::int64_t>(1000, cfg.refresh_interval.count()));
+  KafkaSource source(so);
+
+  SinkOptions sk;
+  sk.mirror = name;
+  sk.cluster = ctx.target;
+  sk.policy = &policy;
+  sk.map_topic = offset_map_topic(name);
+  sk.dead_letter_topic = cfg.dead_letter_topic;
+  sk.properties = cfg.producer_properties;
+  sk.stats = ctx.stats.get();
+  sk.ensure_partitions = [this](const std::string& t, int n) { return topology->ensure_partitions(t, n); };
+  KafkaSink sink(sk, &sink_map);
+
+  auto topics = refresh_topology();
+  if (!topics) return Status::retry("mirror " + name + ": first topology sync failed");
+  subscribed = *topics;
+  Status st = source.set_topics(subscribed);
+  if (st.is_ok()) st = source.open();
+  if (st.is_ok()) st = sink.open();
+  if (!st.is_ok()) return st;
+  spdlog::info("mirror={} running: {} -> {}, {} topics, delivery at_least_once", name,
+               ctx.source.name, ctx.target.name, subscribed.size());
+
+  PipelineOptions po;
+  Pipeline pipeline(source, sink, po, ctx.stats.get());
+  if (ctx.stats) ctx.stats->set_state("running");
+
+  auto now = Clock::now();
+  auto next_refresh = now + cfg.refresh_interval;
+  auto next_groups = now + cfg.group_sync_interval;
+  auto next_heartbeat = now;
+  auto next_detail = now;
+  bool idle = false;
+  while (!stop.stop_requested()) {
+    st = pipeline.step(idle);
+    if (!st.is_ok()) break;
+    now = Clock::now();
+    if (heartbeats_on && now >= next_heartbeat) {
+      send_heartbeat();
+      next_heartbeat = now + cfg.heartbeat_interval;
+    }
+    if (now >= next_refresh) {
+      if (auto t = refresh_topology(); t && *t != subscribed) {
+        spdlog::info("mirror={} subscription changed: {} topics", name, t->size());
+        subscribed = *t;
+        st = source.set_topics(subscribed);
+        if (!st.is_ok()) break;
+      }
+      next_refresh = Clock::now() + cfg.refresh_interval;
+    }
+    if (now >= next_groups) {
+      sync_groups(false);
+      next_groups = Clock::now() + cfg.group_sync_interval;
+    }
+    if (now >= next_detail && ctx.stats) {
+      nlohmann::json d;
+      d["partitions"] = source.partition_detail();
+      d["heartbeat_latency_ms"] = source.heartbeat_latency_ms();
+      d["topics"] = subscribed.size();
+      d["groups_synced_total"] = groups_synced_total;
+      d["dead_lettered"] = sink.dead_lettered();
+      d["loop_records_skipped"] = source.skipped();
+      ctx.stats->set_detail(std::move(d));
+      next_detail = now + std::chrono::seconds(1);
+    }
+  }
+  Status drained = pipeline.drain(po.drain_timeout);
+  if (!drained.is_ok()) {
+    spdlog::warn("mirror={} drain on stop: {}", name, drained.message());
+  }
+  source.close();
+  sink.close();
+  if (heartbeat) rd_kafka_flush(heartbeat.get(), 1000);
+  if (!st.is_ok()) return st;
+  spdlog::info("mirror={} stopped", name);
+  // Asked to stop: what could not be drained is copied again after a restart (at least once).
+  return Status::ok();
+}
+
+}  // namespace mqdr::kafka
