@@ -33,15 +33,19 @@ KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms64m -Xmx512m}
 RABBIT_SBIN=${MQDR_RABBIT_SBIN:-/usr/lib/rabbitmq/bin}
 
 # --- fixed ports (none collide with the brokers' defaults) ------------------------------------
-KAFKA_A_PORT0=19092 # node i: broker 19092+2(i-1), controller 19093+2(i-1)
-KAFKA_B_PORT0=29092
-NATS_A_PORT=14222 NATS_A_MON=18222
-NATS_B_PORT=24222 NATS_B_MON=28222
-NATS_HUB_PORT=34222 NATS_HUB_MON=38222 NATS_HUB_LEAF_PORT=34223
-NATS_LEAF_PORT=44222 NATS_LEAF_MON=48222
-RABBIT_A_PORT=35672 RABBIT_A_MGMT=35673 RABBIT_A_DIST=35674
-RABBIT_B_PORT=45672 RABBIT_B_MGMT=45673 RABBIT_B_DIST=45674
-EPMD_PORT=14369
+# MQDR_HARNESS_PORT_OFFSET shifts every port, for a second harness (own MQDR_HARNESS_DIR) beside
+# the first one.
+PO=${MQDR_HARNESS_PORT_OFFSET:-0}
+case "$PO" in ''|*[!0-9]*) echo "MQDR_HARNESS_PORT_OFFSET must be a number" >&2; exit 2 ;; esac
+KAFKA_A_PORT0=$((19092 + PO)) # node i: broker 19092+2(i-1), controller 19093+2(i-1)
+KAFKA_B_PORT0=$((29092 + PO))
+NATS_A_PORT=$((14222 + PO)) NATS_A_MON=$((18222 + PO))
+NATS_B_PORT=$((24222 + PO)) NATS_B_MON=$((28222 + PO))
+NATS_HUB_PORT=$((34222 + PO)) NATS_HUB_MON=$((38222 + PO)) NATS_HUB_LEAF_PORT=$((34223 + PO))
+NATS_LEAF_PORT=$((44222 + PO)) NATS_LEAF_MON=$((48222 + PO))
+RABBIT_A_PORT=$((35672 + PO)) RABBIT_A_MGMT=$((35673 + PO)) RABBIT_A_DIST=$((35674 + PO))
+RABBIT_B_PORT=$((45672 + PO)) RABBIT_B_MGMT=$((45673 + PO)) RABBIT_B_DIST=$((45674 + PO))
+EPMD_PORT=$((14369 + PO))
 RABBIT_USER=mqdr RABBIT_PASS=mqdr-secret
 
 # Fixed KRaft cluster ids (base64url of a random UUID), so A and B differ and stay stable.
@@ -58,18 +62,9 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # --- kafka-a node count -----------------------------------------------------------------------
 kafka_nodes() { # cluster -> node count (stored at format time; KAFKA_A_NODES for a new kafka-a)
-  local c=$1 stored=""
-  [ -f "$HDIR/$c/nodes" ] && stored=$(cat "$HDIR/$c/nodes")
-  if [ "$c" = kafka-b ]; then echo "${stored:-1}"; return; fi
-  if [ -n "${KAFKA_A_NODES:-}" ]; then
-    case "$KAFKA_A_NODES" in 1|3) ;; *) die "KAFKA_A_NODES must be 1 or 3, not '$KAFKA_A_NODES'" ;; esac
-    if [ -n "$stored" ] && [ "$stored" != "$KAFKA_A_NODES" ]; then
-      die "kafka-a was formatted with $stored node(s), KAFKA_A_NODES=$KAFKA_A_NODES asks for $KAFKA_A_NODES; run '$HARNESS_SH down --wipe kafka-a' first"
-    fi
-    echo "$KAFKA_A_NODES"
-  else
-    echo "${stored:-1}"
-  fi
+  if [ -f "$HDIR/$1/nodes" ]; then cat "$HDIR/$1/nodes"
+  elif [ "$1" = kafka-a ]; then echo "${KAFKA_A_NODES:-1}"
+  else echo 1; fi
 }
 kafka_port0() { [ "$1" = kafka-a ] && echo $KAFKA_A_PORT0 || echo $KAFKA_B_PORT0; }
 kafka_broker_port() { echo $(( $(kafka_port0 "$1") + 2 * ($2 - 1) )); }
@@ -88,15 +83,25 @@ units_of() {
   local c=$1 i n
   case "$c" in
     kafka-a|kafka-b) n=$(kafka_nodes "$c"); for ((i = 1; i <= n; i++)); do echo "$c:$i"; done ;;
-    kafka-a:[1-3]|kafka-b:1)
-      [ "${c#*:}" -le "$(kafka_nodes "${c%%:*}")" ] || die "$c: ${c%%:*} has only $(kafka_nodes "${c%%:*}") node(s)"
-      echo "$c" ;;
+    kafka-a:[1-3]|kafka-b:1) echo "$c" ;;
     nats-a|nats-b|nats-hub|nats-leaf|epmd|rabbit-a|rabbit-b) echo "$c" ;;
     nats-native) echo nats-hub; echo nats-leaf ;;
     default) for i in "${DEFAULT_COMPONENTS[@]}"; do units_of "$i"; done ;;
     all) units_of default; units_of nats-native ;;
-    *) die "unknown component '$c' (kafka-a kafka-b kafka-a:N nats-a nats-b nats-native nats-hub nats-leaf rabbit-a rabbit-b epmd default all)" ;;
   esac
+}
+# Run in the main shell (not in $(...)) so that `die` ends the script.
+check_components() {
+  local c
+  for c in "$@"; do
+    case "$c" in
+      kafka-a|kafka-b|nats-a|nats-b|nats-hub|nats-leaf|nats-native|epmd|rabbit-a|rabbit-b|default|all) ;;
+      kafka-a:[1-3]|kafka-b:1)
+        [ "${c#*:}" -le "$(kafka_nodes "${c%%:*}")" ] ||
+          die "$c: ${c%%:*} has $(kafka_nodes "${c%%:*}") node(s)" ;;
+      *) die "unknown component '$c' (kafka-a kafka-b kafka-a:N nats-a nats-b nats-native nats-hub nats-leaf rabbit-a rabbit-b epmd default all)" ;;
+    esac
+  done
 }
 expand_units() { # components... -> unique units, in order
   local c
@@ -141,7 +146,7 @@ unit_pid() {
   [ -s "$f" ] || return 1
   local pid; pid=$(cat "$f")
   [ -n "$pid" ] && [ -r "/proc/$pid/environ" ] || return 1
-  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "MQDR_HARNESS_UNIT=$HDIR/$1" || return 1
+  grep -qzxF "MQDR_HARNESS_UNIT=$HDIR/$1" "/proc/$pid/environ" 2>/dev/null || return 1
   echo "$pid"
 }
 unit_alive() { unit_pid "$1" >/dev/null; }
@@ -189,13 +194,12 @@ stop_unit() {
 # tagged_pids MARKER: pids of the processes whose environment holds the line MARKER
 # (default: every process started by this harness for this HDIR).
 tagged_pids() {
-  local p marker=${1:-MQDR_HARNESS_TAG=$HDIR}
-  for p in /proc/[0-9]*; do
-    [ "${p#/proc/}" != $$ ] && [ -r "$p/environ" ] || continue
-    if tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qxF "$marker"; then
-      echo "${p#/proc/}"
-    fi
+  local marker=${1:-MQDR_HARNESS_TAG=$HDIR} f
+  for f in $(grep -lzxF "$marker" /proc/[0-9]*/environ 2>/dev/null); do
+    f=${f#/proc/}; f=${f%/environ}
+    [ "$f" != $$ ] && echo "$f"
   done
+  return 0
 }
 
 # --- Kafka ------------------------------------------------------------------------------------
@@ -525,6 +529,10 @@ write_env_file() { cmd_env >"$HDIR/env.tmp" && mv "$HDIR/env.tmp" "$HDIR/env"; }
 cmd_up() {
   [ $# -gt 0 ] || set -- default
   local -a units; mapfile -t units < <(expand_units "$@")
+  if [ -n "${KAFKA_A_NODES:-}" ] && [ -f "$HDIR/kafka-a/nodes" ] &&
+     [ "$(cat "$HDIR/kafka-a/nodes")" != "$KAFKA_A_NODES" ] && printf '%s\n' "${units[@]}" | grep -q '^kafka-a:'; then
+    die "kafka-a was formatted with $(cat "$HDIR/kafka-a/nodes") node(s), KAFKA_A_NODES=$KAFKA_A_NODES; run '$HARNESS_SH down --wipe kafka-a' first"
+  fi
   with_lock
   local t0; t0=$(now)
   local u need_kafka=0 need_rabbit=0
@@ -692,6 +700,10 @@ usage() { sed -n '2,22p' "$HARNESS_SH" | sed 's/^# \{0,1\}//'; }
 main() {
   local cmd=${1:-}
   [ $# -gt 0 ] && shift
+  case "${KAFKA_A_NODES:-1}" in 1|2|3) ;; *) die "KAFKA_A_NODES must be 1, 2 or 3, not '$KAFKA_A_NODES'" ;; esac
+  case "$cmd" in
+    up|down|kill9|status|logs) local a; for a in "$@"; do [ "$a" = --wipe ] || check_components "$a"; done ;;
+  esac
   case "$cmd" in
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
