@@ -7,7 +7,7 @@ namespace mqdr::kafka {
 MapReader::MapReader(const ClusterConfig& target, std::string topic, std::string mirror)
     : target_(target), topic_(std::move(topic)) {
   label_.label = "mirror=" + mirror + " cluster=" + target_.name + " role=offset-map-reader";
-  auto conf = make_conf(target_, {{"enable.auto.commit", "false"},
+  auto conf = make_conf(target_, {{"enable.auto.commit", "false"}, {"group.id", "mqdr-reader"},
                                   {"enable.partition.eof", "false"},
                                   {"isolation.level", "read_committed"},
                                   {"client.id", "mqdr-" + mirror + "-map"}},

@@ -151,7 +151,7 @@ VerifyResult KafkaMirrorOps::verify(Duration deadline) {
   }
   ClientLabel sl{"mirror=" + ctx_.mirror.name + " cluster=" + ctx_.source.name + " role=verify"};
   ClientLabel tl{"mirror=" + ctx_.mirror.name + " cluster=" + ctx_.target.name + " role=verify"};
-  std::map<std::string, std::string> cc = {{"enable.auto.commit", "false"}, {"enable.partition.eof", "false"},
+  std::map<std::string, std::string> cc = {{"enable.auto.commit", "false"}, {"group.id", "mqdr-verify"}, {"enable.partition.eof", "false"},
                                            {"isolation.level", "read_committed"}};
   std::unique_ptr<rd_kafka_t, ConsumerDeleter> sc(make_client(RD_KAFKA_CONSUMER, make_conf(ctx_.source, cc, {}, &sl)).release());
   std::unique_ptr<rd_kafka_t, ConsumerDeleter> tc(make_client(RD_KAFKA_CONSUMER, make_conf(ctx_.target, cc, {}, &tl)).release());

@@ -46,7 +46,7 @@ ProbeResult KafkaProbe::check(Duration timeout) {
       producer_ = make_client(RD_KAFKA_PRODUCER, std::move(pc));
       consumer_ = make_client(RD_KAFKA_CONSUMER,
                               make_conf(cluster_, {{"client.id", "mqdr-probe"},
-                                                   {"enable.auto.commit", "false"},
+                                                   {"enable.auto.commit", "false"}, {"group.id", "mqdr-probe"},
                                                    {"enable.partition.eof", "false"}},
                                         {}, &consumer_label_));
     }

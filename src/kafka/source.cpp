@@ -58,6 +58,7 @@ void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     PartitionKey key{parts->elems[i].topic, parts->elems[i].partition};
     self->confirmed_next_.erase(key);
     self->committed_next_.erase(key);
+    self->unconfirmed_.erase(key);
   }
   rd_kafka_assign(rk, nullptr);
 }
@@ -171,6 +172,7 @@ Status KafkaSource::read(Batch& out, std::size_t max, Duration wait) {
       ++skipped_;
       continue;
     }
+    ++unconfirmed_[{r.item, r.partition}];
     out.push_back(std::move(r));
   }
   return result;
@@ -183,6 +185,7 @@ Status KafkaSource::commit(std::span<const Record> confirmed) {
     auto& next = confirmed_next_[key];
     next = std::max(next, r.position + 1);
     last_ts_[key] = r.timestamp_ms;
+    if (auto u = unconfirmed_.find(key); u != unconfirmed_.end() && u->second > 0) --u->second;
     if (r.item == kHeartbeatTopic && r.timestamp_ms > 0) {
       heartbeat_ms_.store(static_cast<double>(now - r.timestamp_ms));
     }
@@ -211,9 +214,31 @@ Status KafkaSource::commit_now(bool sync) {
   return Status::ok();
 }
 
+void KafkaSource::advance_idle_partitions() {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_assignment(rk_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  ListPtr assigned(raw);
+  rd_kafka_position(rk_.get(), assigned.get());
+  bool moved = false;
+  for (int i = 0; i < assigned->cnt; ++i) {
+    const auto& p = assigned->elems[i];
+    if (p.offset < 0) continue;
+    PartitionKey key{p.topic, p.partition};
+    auto u = unconfirmed_.find(key);
+    if (u != unconfirmed_.end() && u->second > 0) continue;
+    auto& next = confirmed_next_[key];
+    if (p.offset > next) {
+      next = p.offset;
+      moved = true;
+    }
+  }
+  if (moved) (void)commit_now(false);
+}
+
 Lag KafkaSource::lag() {
   Lag lag;
   if (!rk_) return lag;
+  advance_idle_partitions();
   rd_kafka_topic_partition_list_t* raw = nullptr;
   if (rd_kafka_assignment(rk_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return lag;
   ListPtr assigned(raw);

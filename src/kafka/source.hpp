@@ -65,6 +65,11 @@ class KafkaSource : public Source {
   std::map<PartitionKey, std::int64_t> confirmed_next_;
   std::map<PartitionKey, std::int64_t> committed_next_;
   std::map<PartitionKey, std::int64_t> last_ts_;  // timestamp of the last confirmed record
+  // Records handed out by read() and not yet confirmed, per partition. At 0, the consumer's
+  // position (which moves past transaction markers, aborted records and skipped loop records)
+  // may be committed: nothing before it is left to copy.
+  std::map<PartitionKey, std::int64_t> unconfirmed_;
+  void advance_idle_partitions();
   std::atomic<double> heartbeat_ms_{-1};
   std::uint64_t skipped_ = 0;
   std::int64_t last_error_log_ = 0;
