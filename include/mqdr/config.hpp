@@ -31,6 +31,8 @@ struct TlsConfig {
   bool verify = true;              // verify the server certificate chain
   bool verify_hostname = true;     // check the server name against the certificate
   std::string server_name;         // SNI / expected name; empty = host from the address
+
+  bool operator==(const TlsConfig&) const = default;
 };
 
 struct AdminConfig {
@@ -38,11 +40,15 @@ struct AdminConfig {
   std::string token_file;                 // bearer token for POSTs; empty = POSTs refused
   Secret token;                           // read from token_file (or admin.token / ${ENV})
   TlsConfig tls;                          // optional TLS for the listener (cert_file/key_file)
+
+  bool operator==(const AdminConfig&) const = default;
 };
 
 struct LogConfig {
   std::string level = "info";  // trace|debug|info|warn|error|critical|off
   LogFormat format = LogFormat::text;
+
+  bool operator==(const LogConfig&) const = default;
 };
 
 struct DaemonConfig {
@@ -50,12 +56,16 @@ struct DaemonConfig {
   AdminConfig admin;
   LogConfig log;
   Duration shutdown_timeout{std::chrono::seconds(30)};  // SIGTERM: workers drain within this
+
+  bool operator==(const DaemonConfig&) const = default;
 };
 
 struct KafkaClusterConfig {
   std::string bootstrap_servers;                  // "host:port,host:port"
   std::map<std::string, std::string> properties;  // librdkafka properties, unchanged
   std::vector<std::string> secret_properties;     // names in `properties` that hold secrets
+
+  bool operator==(const KafkaClusterConfig&) const = default;
 };
 
 struct NatsClusterConfig {
@@ -67,6 +77,8 @@ struct NatsClusterConfig {
   Secret password;                   // password / password_file
   std::string domain;                // JetStream domain of this cluster (optional)
   std::string api_prefix;            // JetStream API prefix override (optional)
+
+  bool operator==(const NatsClusterConfig&) const = default;
 };
 
 struct RabbitClusterConfig {
@@ -77,6 +89,8 @@ struct RabbitClusterConfig {
   int port = 5672;             // parsed from uri (5671 for amqps)
   std::string vhost = "/";     // parsed from uri, percent-decoded
   std::string management_uri;  // http[s]://host:port, empty = no management API
+
+  bool operator==(const RabbitClusterConfig&) const = default;
 };
 
 struct ClusterConfig {
@@ -86,6 +100,8 @@ struct ClusterConfig {
   NatsClusterConfig nats;       // meaningful when kind == nats
   RabbitClusterConfig rabbitmq; // meaningful when kind == rabbitmq
   TlsConfig tls;
+
+  bool operator==(const ClusterConfig&) const = default;
 };
 
 enum class Delivery { at_least_once, exactly_once };
@@ -104,6 +120,8 @@ struct KafkaMirrorConfig {
   std::string dead_letter_topic;            // on the target; empty = stop on rejected records
   std::map<std::string, std::string> consumer_properties;  // extra librdkafka props
   std::map<std::string, std::string> producer_properties;
+
+  bool operator==(const KafkaMirrorConfig&) const = default;
 };
 
 struct NatsMirrorConfig {
@@ -114,6 +132,8 @@ struct NatsMirrorConfig {
   Duration consumer_sync_interval{std::chrono::seconds(5)};
   int batch = 256;                     // pull fetch batch size
   int max_inflight = 4096;             // async publishes in flight
+
+  bool operator==(const NatsMirrorConfig&) const = default;
 };
 
 struct RabbitMirrorConfig {
@@ -126,6 +146,8 @@ struct RabbitMirrorConfig {
   double capture_alarm_ratio = 0.8;                   // alarm when this full
   std::int64_t standby_margin = 1000;  // messages kept beyond the primary's depth at promotion
   Duration refresh_interval{std::chrono::seconds(30)};
+
+  bool operator==(const RabbitMirrorConfig&) const = default;
 };
 
 struct MirrorConfig {
@@ -136,6 +158,8 @@ struct MirrorConfig {
   KafkaMirrorConfig kafka;
   NatsMirrorConfig nats;
   RabbitMirrorConfig rabbitmq;
+
+  bool operator==(const MirrorConfig&) const = default;
 };
 
 struct HealthConfig {
@@ -143,6 +167,8 @@ struct HealthConfig {
   Duration timeout{std::chrono::seconds(2)};
   int failures = 3;
   int recoveries = 5;
+
+  bool operator==(const HealthConfig&) const = default;
 };
 
 enum class FailoverMode { automatic, manual };
@@ -153,11 +179,15 @@ struct ClientsConfig {
   ClientsFormat format = ClientsFormat::json;
   std::vector<std::string> hooks;  // executables
   Duration hook_timeout{std::chrono::seconds(10)};
+
+  bool operator==(const ClientsConfig&) const = default;
 };
 
 struct FailoverPair {
   std::string primary;
   std::string standby;
+
+  bool operator==(const FailoverPair&) const = default;
 };
 
 struct FailoverGroupConfig {
@@ -172,6 +202,8 @@ struct FailoverGroupConfig {
   std::vector<std::string> witnesses;  // status URLs
   std::vector<std::string> fence_hooks;
   ClientsConfig clients;
+
+  bool operator==(const FailoverGroupConfig&) const = default;
 };
 
 enum class Compression { zstd, none };
@@ -190,6 +222,8 @@ struct BackupPlanConfig {
   Duration incremental_every{std::chrono::hours(1)};
   Duration retention{std::chrono::hours(24 * 30)};
   Compression compression = Compression::zstd;
+
+  bool operator==(const BackupPlanConfig&) const = default;
 };
 
 struct Config {
@@ -207,8 +241,12 @@ struct Config {
   const BackupPlanConfig* plan(const std::string& name) const;
 };
 
-// Equality used by SIGHUP reload to restart only changed mirrors/plans.
+// Equality used by SIGHUP reload to restart only changed mirrors/plans: the mirror's (plan's)
+// own settings and every setting of the clusters it uses (source and target), secrets included.
+// A cluster missing from its config compares equal only to one missing from the other.
 bool same_settings(const MirrorConfig& a, const MirrorConfig& b, const Config& ca,
+                   const Config& cb);
+bool same_settings(const BackupPlanConfig& a, const BackupPlanConfig& b, const Config& ca,
                    const Config& cb);
 
 }  // namespace mqdr

@@ -2,6 +2,7 @@
 // Loading and validating a config file (SPEC.md "Configuration"). All problems are collected in
 // one pass and reported together as `FILE:LINE:COLUMN: key.path: message`.
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -21,10 +22,13 @@ struct Problem {
   std::string message;  // never contains a secret value
   bool warning = false;  // warnings (e.g. world-readable secret file) do not fail validation
 
-  std::string str() const;  // "FILE:LINE:COLUMN: path: message"
+  // "FILE:LINE:COLUMN: path: message"; "FILE: message" for file-level problems; warnings say
+  // "warning: " before the message.
+  std::string str() const;
 };
 
-// Thrown by load() when at least one non-warning problem was found.
+// Thrown by load() when at least one non-warning problem was found. problems() holds the
+// warnings too, in file order; what() is every problem's str(), one per line.
 class Error : public std::runtime_error {
  public:
   explicit Error(std::vector<Problem> problems);
@@ -37,7 +41,8 @@ class Error : public std::runtime_error {
 struct LoadOptions {
   // Looks up ${NAME}; defaults to getenv. Tests inject their own.
   std::function<std::optional<std::string>(const std::string&)> env;
-  // Base for relative *_file paths; defaults to the config file's directory.
+  // Base for relative paths (*_file keys, state_dir, dir, hooks, ...); defaults to the config
+  // file's directory. Every path in the loaded Config is absolute.
   std::optional<std::filesystem::path> base_dir;
 };
 
@@ -50,7 +55,20 @@ Config load(const std::filesystem::path& file, const LoadOptions& options = {},
 Config load_string(const std::string& text, const std::string& file,
                    const LoadOptions& options = {}, std::vector<Problem>* warnings = nullptr);
 
-// "500ms", "2s", "5m", "1h", "30d" (also combined like "1m30s"); nullopt when malformed.
+// "500ms", "2s", "5m", "1h", "30d" (also combined like "1m30s", units from largest to smallest,
+// each at most once); "0" alone is zero; a leading '-' makes it negative. nullopt when malformed
+// or out of range.
 std::optional<Duration> parse_duration(const std::string& text);
+
+// The inverse, shortest form: 90000ms -> "1m30s", 0 -> "0s".
+std::string format_duration(Duration d);
+
+// Files larger than this are refused (a config is a few KiB; this catches wrong paths).
+inline constexpr std::uintmax_t kMaxConfigBytes = 16U * 1024 * 1024;
+
+// The configuration reference in Markdown, generated from the same key tables that drive parsing
+// and validation. docs/configuration.md is this text (a unit test keeps them equal); regenerate
+// it with the `mqdr_config_docgen` target: `mqdr_config_docgen > docs/configuration.md`.
+std::string reference_markdown();
 
 }  // namespace mqdr::config

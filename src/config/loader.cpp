@@ -1,0 +1,221 @@
+// load() and load_string(): file-level checks, then YAML, then the key tables (schema.cpp) and
+// the checks across sections (validate.cpp). Nothing escapes but config::Error.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "config/reader.hpp"
+#include "config/schema.hpp"
+#include "mqdr/config_loader.hpp"
+
+namespace mqdr::config {
+
+namespace {
+
+YAML::Mark mark_at(int line, int column) {
+  YAML::Mark m;
+  m.line = line;
+  m.column = column;
+  return m;
+}
+
+// Byte-level checks before YAML sees the text: yaml-cpp stops silently at a NUL byte and takes
+// other binary content as text, so a wrong file would load as something else entirely.
+bool check_bytes(detail::Parser& p, std::string_view text) {
+  int line = 0;
+  std::size_t line_start = 0;
+  auto column = [&](std::size_t i) { return static_cast<int>(i - line_start); };
+  for (std::size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      ++line;
+      line_start = ++i;
+      continue;
+    }
+    if (c == 0) {
+      p.error(mark_at(line, column(i)), "", "contains a NUL byte: this is a binary file, not YAML");
+      return false;
+    }
+    if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+      p.error(mark_at(line, column(i)), "",
+              fmt::format("contains the control character 0x{:02x}: is this a binary file?", c));
+      return false;
+    }
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    unsigned code = 0;
+    if ((c & 0xE0) == 0xC0) {
+      length = 2;
+      code = c & 0x1FU;
+    } else if ((c & 0xF0) == 0xE0) {
+      length = 3;
+      code = c & 0x0FU;
+    } else if ((c & 0xF8) == 0xF0) {
+      length = 4;
+      code = c & 0x07U;
+    }
+    bool valid = length != 0 && i + length <= text.size();
+    for (std::size_t k = 1; valid && k < length; ++k) {
+      auto next = static_cast<unsigned char>(text[i + k]);
+      valid = (next & 0xC0) == 0x80;
+      code = (code << 6) | (next & 0x3FU);
+    }
+    valid = valid && !(length == 2 && code < 0x80) && !(length == 3 && code < 0x800) &&
+            !(length == 4 && code < 0x10000) && code <= 0x10FFFF &&
+            !(code >= 0xD800 && code <= 0xDFFF);
+    if (!valid) {
+      p.error(mark_at(line, column(i)), "",
+              "not valid UTF-8: is this a binary file? (a config must be UTF-8 text)");
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+// In [ ] and { }, a plain value cannot contain '{' or '}', so `servers: [${URL}]` is a syntax
+// error whose yaml-cpp message does not help; say what to do when that is the likely cause.
+std::string flow_hint(std::string_view text, const YAML::Mark& mark) {
+  if (mark.line < 0) return {};
+  // Look at the line of the error and the one before it.
+  bool dollar = false;
+  bool flow = false;
+  int line = 0;
+  std::size_t start = 0;
+  while (start <= text.size() && line <= mark.line) {
+    std::size_t end = std::min(text.find('\n', start), text.size());
+    if (line >= mark.line - 1) {
+      auto content = text.substr(start, end - start);
+      dollar = dollar || content.find("${") != std::string_view::npos;
+      flow = flow || content.find_first_of("[{") != std::string_view::npos;
+    }
+    start = end + 1;
+    ++line;
+  }
+  if (!dollar || !flow) return {};
+  return "; inside [ ] or { }, quote values that use ${...}, e.g. [\"${NAME}\"]";
+}
+
+void parse_text(detail::Parser& p, const std::string& text) {
+  if (text.size() > kMaxConfigBytes) {
+    p.file_error(fmt::format("is {} bytes; a config file may have at most 16 MiB", text.size()));
+    return;
+  }
+  std::string_view body = text;
+  if (body.starts_with("\xFF\xFE") || body.starts_with("\xFE\xFF")) {
+    p.file_error("is UTF-16 text; save it as UTF-8");
+    return;
+  }
+  if (body.starts_with("\xEF\xBB\xBF")) body.remove_prefix(3);  // a UTF-8 byte order mark
+  if (!check_bytes(p, body)) return;
+
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(body));
+  } catch (const YAML::Exception& e) {
+    p.error(e.mark, "", "invalid YAML: " + e.msg + flow_hint(body, e.mark));
+    return;
+  } catch (const std::exception& e) {
+    p.file_error(std::string("cannot parse the YAML: ") + e.what());
+    return;
+  }
+  if (docs.empty() || docs.front().IsNull()) {
+    p.file_error("the file is empty; a config starts with 'version: 1'");
+    return;
+  }
+  if (docs.size() > 1) {
+    p.error(docs[1].Mark(), "",
+            "a second YAML document (after '---'); a config file holds exactly one");
+  }
+  const YAML::Node& root = docs.front();
+  if (!root.IsMap()) {
+    p.error(root.Mark(), "",
+            "the top level must be a mapping of keys (version: 1, clusters: ..., mirrors: ...), "
+            "not " + detail::Parser::describe(root));
+    return;
+  }
+  try {
+    detail::parse_root(p, detail::Node{root, "", root.Mark()});
+    detail::check_references(p);
+  } catch (const std::exception& e) {
+    // A bug of ours, not of the file; still a clear message rather than a crash.
+    p.file_error(std::string("internal error while reading the config: ") + e.what());
+  }
+}
+
+}  // namespace
+
+Config load_string(const std::string& text, const std::string& file, const LoadOptions& options,
+                   std::vector<Problem>* warnings) {
+  std::filesystem::path base = options.base_dir && !options.base_dir->empty()
+                                    ? *options.base_dir
+                                    : std::filesystem::path(file).parent_path();
+  if (base.empty()) base = ".";
+  std::error_code ec;
+  auto absolute = std::filesystem::absolute(base, ec);
+  if (!ec) base = absolute.lexically_normal();
+
+  detail::Parser p(file, options, base);
+  p.cfg.file = file;
+  parse_text(p, text);
+  bool failed = p.has_errors();
+  auto problems = p.take_problems();
+  if (failed) throw Error(std::move(problems));
+  if (warnings != nullptr) *warnings = std::move(problems);
+  return std::move(p.cfg);
+}
+
+Config load(const std::filesystem::path& file, const LoadOptions& options,
+            std::vector<Problem>* warnings) {
+  const std::string name = file.string();
+  auto fail = [&](std::string message) {
+    Problem p;
+    p.file = name.empty() ? "mqdr" : name;
+    p.message = std::move(message);
+    throw Error({std::move(p)});
+  };
+  if (name.empty()) fail("no config file given (-c FILE)");
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) fail(fmt::format("cannot read: {}", std::strerror(errno)));
+  if (S_ISDIR(st.st_mode)) fail("is a directory; expected a YAML file");
+  if (!S_ISREG(st.st_mode)) fail("is not a regular file; expected a YAML file");
+  if (static_cast<std::uintmax_t>(st.st_size) > kMaxConfigBytes) {
+    fail(fmt::format("is {} bytes; a config file may have at most 16 MiB", st.st_size));
+  }
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) fail(fmt::format("cannot read: {}", std::strerror(errno)));
+  std::string text;
+  char buffer[65536];
+  int read_errno = 0;
+  while (text.size() <= kMaxConfigBytes) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) read_errno = errno;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (read_errno != 0) fail(fmt::format("cannot read: {}", std::strerror(read_errno)));
+  if (text.size() > kMaxConfigBytes) {
+    fail("is larger than 16 MiB; a config file may have at most 16 MiB");
+  }
+  LoadOptions with_base = options;
+  if (!with_base.base_dir || with_base.base_dir->empty()) {
+    std::error_code ec;
+    auto absolute = std::filesystem::absolute(file, ec);
+    with_base.base_dir = (ec ? file : absolute).parent_path();
+  }
+  return load_string(text, name, with_base, warnings);
+}
+
+}  // namespace mqdr::config
