@@ -8,6 +8,7 @@
 #   harness.sh kill9  components...     SIGKILL, for failover tests (restart with `up`)
 #   harness.sh status [components...]   running/ready table; exit 1 if one is not ready
 #   harness.sh env                      `export MQDR_...=` lines for every endpoint
+#   harness.sh running                  the units (processes) running now, one per line
 #   harness.sh logs   [component]       tail of the logs
 #   harness.sh fetch                    download the Kafka broker jars (maven, cached)
 #   harness.sh fetch-bench              download MirrorMaker 2 and kafka-tools jars
@@ -158,6 +159,7 @@ spawn() {
   mkdir -p "$d"
   rm -f "$pidfile"
   printf '\n===== %s start %s =====\n' "$u" "$(date -Is)" >>"$(unit_log "$u")"
+  # shellcheck disable=SC2016 # $$ and $0 belong to the inner shell
   MQDR_HARNESS_UNIT="$HDIR/$u" MQDR_HARNESS_TAG="$HDIR" \
     setsid bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidfile" "$@" \
     >>"$(unit_log "$u")" 2>&1 </dev/null 9>&- &
@@ -647,6 +649,12 @@ cmd_status() {
   return $rc
 }
 
+cmd_running() { # the units whose process runs, one per line
+  local u
+  for u in $(expand_units all epmd); do unit_alive "$u" && echo "$u"; done
+  return 0
+}
+
 cmd_env() {
   local ra="amqp://$RABBIT_USER:$RABBIT_PASS@127.0.0.1:$RABBIT_A_PORT"
   local rb="amqp://$RABBIT_USER:$RABBIT_PASS@127.0.0.1:$RABBIT_B_PORT"
@@ -709,6 +717,7 @@ main() {
     down) cmd_down "$@" ;;
     kill9) cmd_kill9 "$@" ;;
     status) cmd_status "$@" ;;
+    running) cmd_running ;;
     env) cmd_env ;;
     logs) cmd_logs "$@" ;;
     fetch) mkdir -p "$HDIR"; fetch_core ;;
