@@ -106,6 +106,21 @@ std::string flow_hint(std::string_view text, const YAML::Mark& mark) {
   return "; inside [ ] or { }, quote values that use ${...}, e.g. [\"${NAME}\"]";
 }
 
+// yaml-cpp's messages, minus the fragments of content some of them end with (a character of a
+// bad escape may belong to a secret).
+std::string yaml_message(const std::string& msg) {
+  if (msg == YAML::ErrorMsg::BAD_FILE) return "nested too deeply";
+  if (msg.rfind(YAML::ErrorMsg::INVALID_ESCAPE, 0) == 0) {
+    return "unknown escape sequence in a double-quoted string (write \\\\ for a backslash, or "
+           "use single quotes)";
+  }
+  if (msg.rfind(YAML::ErrorMsg::INVALID_UNICODE, 0) == 0) {
+    return "invalid \\u or \\U escape in a double-quoted string";
+  }
+  if (msg.rfind(YAML::ErrorMsg::YAML_VERSION, 0) == 0) return "bad %YAML directive";
+  return msg;
+}
+
 void parse_text(detail::Parser& p, const std::string& text) {
   if (text.size() > kMaxConfigBytes) {
     p.file_error(fmt::format("is {} bytes; a config file may have at most 16 MiB", text.size()));
@@ -123,7 +138,7 @@ void parse_text(detail::Parser& p, const std::string& text) {
   try {
     docs = YAML::LoadAll(std::string(body));
   } catch (const YAML::Exception& e) {
-    p.error(e.mark, "", "invalid YAML: " + e.msg + flow_hint(body, e.mark));
+    p.error(e.mark, "", "invalid YAML: " + yaml_message(e.msg) + flow_hint(body, e.mark));
     return;
   } catch (const std::exception& e) {
     p.file_error(std::string("cannot parse the YAML: ") + e.what());

@@ -488,9 +488,7 @@ std::optional<Scalar> Parser::substitute(const Node& n, const std::string& in, b
       out.text += *fallback;
     } else {
       if (report) {
-        error(n.mark, n.path,
-              fmt::format("environment variable '{}' is not set (write '$${{' for a literal '${{')",
-                          name));
+        error(n.mark, n.path, fmt::format("environment variable '{}' is not set", name));
       }
       ok = false;
     }
@@ -843,29 +841,36 @@ std::filesystem::path Parser::resolve(const std::string& path) const {
   return p.lexically_normal();
 }
 
+std::string Parser::file_name(const Node& n, const std::filesystem::path& path) const {
+  if (env_paths_.count(n.path) != 0) return "the file named by ${...}";
+  return fmt::format("'{}'", path.string());
+}
+
 bool Parser::check_file(const Node& n, const std::filesystem::path& path, bool private_data) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    error(n.mark, n.path, fmt::format("cannot read '{}': {}", path.string(), std::strerror(errno)));
+    error(n.mark, n.path,
+          fmt::format("cannot read {}: {}", file_name(n, path), std::strerror(errno)));
     return false;
   }
   if (S_ISDIR(st.st_mode)) {
-    error(n.mark, n.path, fmt::format("'{}' is a directory, not a file", path.string()));
+    error(n.mark, n.path, fmt::format("{} is a directory, not a file", file_name(n, path)));
     return false;
   }
   if (!S_ISREG(st.st_mode)) {
-    error(n.mark, n.path, fmt::format("'{}' is not a regular file", path.string()));
+    error(n.mark, n.path, fmt::format("{} is not a regular file", file_name(n, path)));
     return false;
   }
   if (::access(path.c_str(), R_OK) != 0) {
-    error(n.mark, n.path, fmt::format("cannot read '{}': {}", path.string(), std::strerror(errno)));
+    error(n.mark, n.path,
+          fmt::format("cannot read {}: {}", file_name(n, path), std::strerror(errno)));
     return false;
   }
   if (private_data && (st.st_mode & S_IROTH) != 0) {
     warning(n.mark, n.path,
-            fmt::format("'{}' holds a secret but every user may read it (mode {:04o}); run "
+            fmt::format("{} holds a secret but every user may read it (mode {:04o}); run "
                         "'chmod o-rwx' on it",
-                        path.string(), st.st_mode & 07777));
+                        file_name(n, path), st.st_mode & 07777));
   }
   return true;
 }
@@ -873,15 +878,16 @@ bool Parser::check_file(const Node& n, const std::filesystem::path& path, bool p
 bool Parser::check_executable(const Node& n, const std::filesystem::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    error(n.mark, n.path, fmt::format("cannot run '{}': {}", path.string(), std::strerror(errno)));
+    error(n.mark, n.path,
+          fmt::format("cannot run {}: {}", file_name(n, path), std::strerror(errno)));
     return false;
   }
   if (!S_ISREG(st.st_mode)) {
-    error(n.mark, n.path, fmt::format("'{}' is not a regular file", path.string()));
+    error(n.mark, n.path, fmt::format("{} is not a regular file", file_name(n, path)));
     return false;
   }
   if (::access(path.c_str(), X_OK) != 0 || (st.st_mode & 0111) == 0) {
-    error(n.mark, n.path, fmt::format("'{}' is not executable (chmod +x)", path.string()));
+    error(n.mark, n.path, fmt::format("{} is not executable (chmod +x)", file_name(n, path)));
     return false;
   }
   return true;
@@ -893,7 +899,8 @@ std::optional<std::string> Parser::read_secret_file(const Node& n,
   constexpr std::size_t kMaxSecret = 64 * 1024;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
-    error(n.mark, n.path, fmt::format("cannot read '{}': {}", path.string(), std::strerror(errno)));
+    error(n.mark, n.path,
+          fmt::format("cannot read {}: {}", file_name(n, path), std::strerror(errno)));
     return std::nullopt;
   }
   std::string content;
@@ -907,15 +914,15 @@ std::optional<std::string> Parser::read_secret_file(const Node& n,
   ::close(fd);
   if (content.size() > kMaxSecret) {
     error(n.mark, n.path,
-          fmt::format("'{}' is larger than 64 KiB; a secret file holds only the secret",
-                      path.string()));
+          fmt::format("{} is larger than 64 KiB; a secret file holds only the secret",
+                      file_name(n, path)));
     return std::nullopt;
   }
   while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) {
     content.pop_back();
   }
   if (content.empty()) {
-    error(n.mark, n.path, fmt::format("'{}' is empty", path.string()));
+    error(n.mark, n.path, fmt::format("{} is empty", file_name(n, path)));
     return std::nullopt;
   }
   return content;

@@ -98,6 +98,8 @@ class Parser {
   bool check_file(const Node& n, const std::filesystem::path& path, bool private_data);
   bool check_executable(const Node& n, const std::filesystem::path& path);
   std::optional<std::string> read_secret_file(const Node& n, const std::filesystem::path& path);
+  // "'/etc/mqdr/x.pass'", or a neutral phrase when the path came from ${ENV}.
+  std::string file_name(const Node& n, const std::filesystem::path& path) const;
 
   // -- hints
   void unknown_key(const Entry& e, const std::vector<std::string>& allowed,

@@ -335,7 +335,8 @@ void parse_bootstrap(Parser& p, const Spec& spec, const Node& n, ClusterConfig& 
     }
     std::string why;
     if (!parse_host_port(text, false, &why)) {
-      p.error(node.mark, node.path, fmt::format("'{}': {}", text, why));
+      auto shown = p.quote(node.path, text);
+      p.error(node.mark, node.path, why + (shown.empty() ? "" : ", got" + shown));
       continue;
     }
     if (!joined.empty()) joined += ',';

@@ -102,17 +102,23 @@ class Checker {
         if (!keeps_names(a) || !keeps_names(b)) continue;
         std::string path = fmt::format("mirrors[{}]", j);
         p_.warning(p_.mark_of(path), path,
-                   fmt::format("this mirror and mirror '{}' (line {}) copy in opposite "
+                   fmt::format("this mirror and mirror{} (line {}) copy in opposite "
                                "directions under the same names: whatever both select loops "
                                "forever between the clusters",
-                               a.name, p_.line_of(fmt::format("mirrors[{}]", i))));
+                               p_.quote(fmt::format("mirrors[{}].name", i), a.name),
+                               p_.line_of(fmt::format("mirrors[{}]", i))));
       }
     }
   }
 
   void failover() {
     std::vector<std::string> names;
-    std::map<std::string, std::pair<std::string, std::string>> primaries;  // cluster -> group, path
+    struct Use {
+      std::string group;       // its name
+      std::string group_path;  // failover[g].name
+      std::string path;        // of the pair's primary
+    };
+    std::map<std::string, Use> primaries;
     for (std::size_t g = 0; g < c_.failover.size(); ++g) {
       const auto& group = c_.failover[g];
       names.push_back(group.name);
@@ -140,13 +146,16 @@ class Checker {
         }
         if (primary != nullptr) {
           std::string path = base + ".primary";
-          auto [it, inserted] = primaries.emplace(pr.primary, std::pair{group.name, path});
-          if (!inserted && it->second.first != group.name) {
+          std::string group_path = fmt::format("failover[{}].name", g);
+          auto [it, inserted] =
+              primaries.emplace(pr.primary, Use{group.name, group_path, path});
+          if (!inserted && it->second.group_path != group_path) {
             p_.error(p_.mark_of(path), path,
-                     fmt::format("cluster{} is already the primary of failover group '{}' "
+                     fmt::format("cluster{} is already the primary of failover group{} "
                                  "(line {}); a cluster fails over in one group only",
-                                 p_.quote(path, pr.primary), it->second.first,
-                                 p_.line_of(it->second.second)));
+                                 p_.quote(path, pr.primary),
+                                 p_.quote(it->second.group_path, it->second.group),
+                                 p_.line_of(it->second.path)));
           }
         }
         if (primary != nullptr && standby != nullptr && primary->kind == standby->kind &&
