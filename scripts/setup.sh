@@ -10,6 +10,7 @@
 #   MQDR_BUILD_TYPE       CMAKE_BUILD_TYPE (default: RelWithDebInfo)
 #   MQDR_BUILD_JOBS       parallel build jobs (default: the build tool's choice)
 #   MQDR_SKIP_APT=1       do not look at Debian packages at all
+#   MQDR_EXTRA_PACKAGES   more Debian packages to install (space separated)
 #   MQDR_SKIP_BUILD=1     install only
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +27,8 @@ PACKAGES=(
   nats-server rabbitmq-server kcat openjdk-17-jre-headless maven
   openssl curl python3 util-linux procps iproute2 prometheus
 )
+# shellcheck disable=SC2206 # a space separated list
+PACKAGES+=(${MQDR_EXTRA_PACKAGES:-})
 # Services the Debian packages may have started; the harness runs its own brokers on other ports.
 SERVICES=(rabbitmq-server nats-server prometheus prometheus-node-exporter)
 
@@ -65,10 +68,18 @@ install_packages() {
   fi
   log "installing ${#missing[@]} Debian packages: ${missing[*]}"
   local t0=$SECONDS
-  export DEBIAN_FRONTEND=noninteractive
+  # Keep the packages' services (rabbitmq-server, prometheus, ...) from starting at all while we
+  # install: the harness runs its own brokers, and a failed service start must not fail dpkg.
+  local policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$policy && chmod 755 $policy"
+    # shellcheck disable=SC2064 # expand now: $policy is local
+    trap "as_root rm -f $policy" EXIT
+  fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null
+  if [ "$(trap -p EXIT)" != "" ]; then as_root rm -f "$policy"; trap - EXIT; fi
   stop_system_services
   log "packages installed in $((SECONDS - t0))s"
 }

@@ -361,7 +361,8 @@ nats_ready() {
 
 # --- RabbitMQ ---------------------------------------------------------------------------------
 # Environment shared by the server and the CLI tools of one node: a private Erlang cookie (HOME),
-# a private epmd port, no system-wide rabbitmq-env.conf.
+# a private epmd port, no system-wide rabbitmq-env.conf, and CLI distribution ports of our own
+# (the CLI's default range, 35672-35682, would overlap rabbit-a's ports).
 rabbit_env() { # node (a|b) -> env assignments, one per line
   local n=$1 u="rabbit-$1" d port mgmt dist
   d=$(unit_dir "$u")
@@ -384,6 +385,9 @@ RABBITMQ_ADVANCED_CONFIG_FILE=$d/advanced.config
 RABBITMQ_PID_FILE=$d/rabbitmq.pid
 RABBITMQ_PLUGINS_EXPAND_DIR=$d/plugins-expand
 ERL_CRASH_DUMP=$d/erl_crash.dump
+RABBITMQ_CTL_DIST_PORT_MIN=$((dist + 6))
+RABBITMQ_CTL_DIST_PORT_MAX=$((dist + 16))
+RABBITMQ_CTL_ERL_ARGS=+sbwt none +sbwtdcpu none +sbwtdio none
 EOF
 }
 rabbit_home() {
