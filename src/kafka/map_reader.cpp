@@ -76,4 +76,63 @@ void MapReader::catch_up(int timeout_ms) {
   }
 }
 
+std::map<PartitionKey, std::int64_t> read_positions(const ClusterConfig& target,
+                                                    const std::string& topic,
+                                                    const std::string& mirror, int timeout_ms) {
+  std::map<PartitionKey, std::int64_t> out;
+  ClientLabel label{"mirror=" + mirror + " cluster=" + target.name + " role=positions-reader"};
+  Handle rk = make_client(RD_KAFKA_CONSUMER,
+                          make_conf(target, {{"enable.auto.commit", "false"}, {"group.id", "mqdr-reader"},
+                                             {"enable.partition.eof", "false"},
+                                             {"isolation.level", "read_committed"}},
+                                    {}, &label));
+  std::int64_t lo = 0, hi = 0;
+  auto err = rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), 0, &lo, &hi, timeout_ms);
+  if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) {
+    return out;
+  }
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw KafkaError("positions " + topic + " on " + target.name + ": " + err_text(err), true);
+  }
+  if (hi <= lo) return out;
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), 0)->offset = lo;
+  rd_kafka_assign(rk.get(), list);
+  rd_kafka_topic_partition_list_destroy(list);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::int64_t next = lo;
+  while (next < hi) {
+    if (std::chrono::steady_clock::now() >= until) {
+      throw KafkaError("positions " + topic + " on " + target.name + ": not read to its end in time", true);
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 100);
+    if (m == nullptr) {
+      rd_kafka_topic_partition_list_t* pos = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(pos, topic.c_str(), 0);
+      rd_kafka_position(rk.get(), pos);
+      if (pos->elems[0].offset > next) next = pos->elems[0].offset;
+      rd_kafka_topic_partition_list_destroy(pos);
+      continue;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      next = m->offset + 1;
+      if (m->key != nullptr && m->payload != nullptr) {
+        std::string key(static_cast<const char*>(m->key), m->key_len);
+        std::string value(static_cast<const char*>(m->payload), m->len);
+        auto bar = key.rfind('|');
+        if (bar != std::string::npos) {
+          try {
+            out[{key.substr(0, bar), std::stoi(key.substr(bar + 1))}] = std::stoll(value);
+          } catch (const std::exception&) {
+            // Not ours: ignore.
+          }
+        }
+      }
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_assign(rk.get(), nullptr);
+  return out;
+}
+
 }  // namespace mqdr::kafka

@@ -3,6 +3,7 @@
 // catch_up() reads it from the beginning, later ones only what was added since.
 // Thread: one caller at a time.
 
+#include <map>
 #include <string>
 
 #include "kafka/offset_map.hpp"
@@ -31,5 +32,11 @@ class MapReader {
   bool assigned_ = false;
   OffsetMap map_;
 };
+
+// exactly_once: the source positions stored on the target ("<source topic>|<partition>" -> next
+// offset), read to the end with read_committed. Throws KafkaError.
+std::map<PartitionKey, std::int64_t> read_positions(const ClusterConfig& target,
+                                                    const std::string& topic,
+                                                    const std::string& mirror, int timeout_ms);
 
 }  // namespace mqdr::kafka

@@ -49,12 +49,89 @@ Status KafkaSink::open() {
         {"queue.buffering.max.kbytes", "262144"},
     };
     auto conf = make_conf(opt_.cluster, base, opt_.properties, &label_);
+    if (!opt_.transactional_id.empty()) {
+      char errstr[256];
+      if (rd_kafka_conf_set(conf.get(), "transactional.id", opt_.transactional_id.c_str(), errstr,
+                            sizeof errstr) != RD_KAFKA_CONF_OK) {
+        throw KafkaError(std::string("transactional.id: ") + errstr, false);
+      }
+    }
     rd_kafka_conf_set_dr_msg_cb(conf.get(), dr_cb);
     rk_ = make_client(RD_KAFKA_PRODUCER, std::move(conf));
   } catch (const KafkaError& e) {
     return Status::fatal("mirror " + opt_.mirror + ": target " + opt_.cluster.name + ": " + e.what());
   }
+  if (!opt_.transactional_id.empty()) {
+    // Fences an older instance with the same id and aborts what it left open (a kill -9).
+    Status st = txn_status(rd_kafka_init_transactions(rk_.get(), 60000), "init transactions");
+    if (!st.is_ok()) return st;
+  }
   return Status::ok();
+}
+
+Status KafkaSink::txn_status(rd_kafka_error_t* error, const char* what) {
+  if (error == nullptr) return Status::ok();
+  std::string msg = "mirror " + opt_.mirror + ": target " + opt_.cluster.name + ": " + what + ": " +
+                    rd_kafka_error_string(error);
+  const bool fatal = rd_kafka_error_is_fatal(error) != 0;
+  const bool fenced = rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__FENCED ||
+                      rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED;
+  rd_kafka_error_destroy(error);
+  if (fenced) {
+    return Status::retry(msg + " (another mqdr instance took over transactional.id " +
+                         opt_.transactional_id + ")");
+  }
+  // Fatal producer errors need a new producer: the worker restart makes one.
+  (void)fatal;
+  return Status::retry(msg);
+}
+
+Status KafkaSink::begin_transaction() {
+  return txn_status(rd_kafka_begin_transaction(rk_.get()), "begin transaction");
+}
+
+Status KafkaSink::commit_transaction(const std::map<PartitionKey, std::int64_t>& positions,
+                                     Duration timeout) {
+  Status st = flush(timeout);
+  if (!st.is_ok()) {
+    abort_transaction(timeout);
+    return st;
+  }
+  rd_kafka_topic_t* rkt = topic_handle(opt_.positions_topic);
+  for (const auto& [tp, next] : positions) {
+    const std::string k = tp.first + "|" + std::to_string(tp.second);
+    const std::string v = std::to_string(next);
+    rd_kafka_resp_err_t err;
+    do {
+      err = rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(0),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                              RD_KAFKA_V_KEY(k.data(), k.size()),
+                              RD_KAFKA_V_VALUE(const_cast<char*>(v.data()), v.size()),
+                              RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(kMapFlag | 0)), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) rd_kafka_poll(rk_.get(), 10);
+    } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      abort_transaction(timeout);
+      return Status::retry("mirror " + opt_.mirror + ": cannot write positions: " + err_text(err));
+    }
+  }
+  // commit_transaction flushes the position records itself.
+  st = txn_status(rd_kafka_commit_transaction(rk_.get(), static_cast<int>(timeout.count())),
+                  "commit transaction");
+  if (!st.is_ok()) {
+    abort_transaction(timeout);
+    return st;
+  }
+  rd_kafka_poll(rk_.get(), 0);
+  return failure_;
+}
+
+void KafkaSink::abort_transaction(Duration timeout) {
+  rd_kafka_error_t* e = rd_kafka_abort_transaction(rk_.get(), static_cast<int>(timeout.count()));
+  if (e != nullptr) {
+    spdlog::warn("mirror={} abort transaction: {}", opt_.mirror, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+  }
 }
 
 rd_kafka_topic_t* KafkaSink::topic_handle(const std::string& name) {
@@ -219,6 +296,7 @@ void KafkaSink::on_delivery(const rd_kafka_message_t* m) {
   const std::uint64_t id = static_cast<std::uint64_t>(tag);
   if ((id & kMapFlag) != 0) {
     const std::uint64_t seq = id & ~kMapFlag;
+    if (seq == 0) return;  // a position record (exactly_once): the transaction commit checks it
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       if (failure_.is_ok()) {
         failure_ = Status::retry("mirror " + opt_.mirror + ": cannot write offset map topic " +

@@ -33,6 +33,10 @@ struct SinkOptions {
   // Makes sure target `topic` has at least `partitions` partitions; returns the count it has
   // now (throws KafkaError when it cannot).
   std::function<int(const std::string& topic, int partitions)> ensure_partitions;
+  // exactly_once: a transactional producer with this id; records, their offset-map entries and
+  // the source positions (in `positions_topic`) are committed in one transaction.
+  std::string transactional_id;
+  std::string positions_topic;
 };
 
 class KafkaSink : public Sink {
@@ -48,6 +52,13 @@ class KafkaSink : public Sink {
   void close() override;
 
   std::uint64_t dead_lettered() const { return dead_lettered_; }
+
+  // exactly_once only. begin_transaction() before the first write of a transaction;
+  // commit_transaction() flushes, writes `positions` (source topic, partition -> next offset)
+  // and commits. Any failure aborts; the caller restarts from the positions on the target.
+  Status begin_transaction();
+  Status commit_transaction(const std::map<PartitionKey, std::int64_t>& positions, Duration timeout);
+  void abort_transaction(Duration timeout);
   rd_kafka_t* handle() { return rk_.get(); }
 
  private:
@@ -84,6 +95,7 @@ class KafkaSink : public Sink {
   std::uint64_t map_seq_ = 0;
   std::uint64_t dead_lettered_ = 0;
   Status failure_;  // first permanent failure seen in a delivery report
+  Status txn_status(rd_kafka_error_t* error, const char* what);
 };
 
 }  // namespace mqdr::kafka

@@ -181,7 +181,80 @@ struct MirrorWorker::Impl {
 
   std::uint64_t groups_synced_total = 0;
 
+  struct Timers {
+    explicit Timers(const KafkaMirrorConfig& c)
+        : refresh(Clock::now() + c.refresh_interval),
+          groups(Clock::now() + c.group_sync_interval),
+          heartbeat(Clock::now()),
+          detail(Clock::now()) {}
+    Clock::time_point refresh, groups, heartbeat, detail;
+  };
+
+  // The periodic work around the data path: heartbeats, topology refresh (resubscribing when
+  // the selected topics change), group offset sync, status detail.
+  Status tick(KafkaSource& source, KafkaSink& sink, Timers& t) {
+    auto now = Clock::now();
+    if (heartbeats_on && now >= t.heartbeat) {
+      send_heartbeat();
+      t.heartbeat = now + cfg.heartbeat_interval;
+    }
+    if (now >= t.refresh) {
+      if (auto topics = refresh_topology(); topics && *topics != subscribed) {
+        spdlog::info("mirror={} subscription changed: {} topics", ctx.mirror.name, topics->size());
+        subscribed = *topics;
+        Status st = source.set_topics(subscribed);
+        if (!st.is_ok()) return st;
+      }
+      t.refresh = Clock::now() + cfg.refresh_interval;
+    }
+    if (now >= t.groups) {
+      sync_groups(false);
+      t.groups = Clock::now() + cfg.group_sync_interval;
+    }
+    if (now >= t.detail && ctx.stats) {
+      nlohmann::json d;
+      d["partitions"] = source.partition_detail();
+      d["heartbeat_latency_ms"] = source.heartbeat_latency_ms();
+      d["topics"] = subscribed.size();
+      d["groups_synced_total"] = groups_synced_total;
+      d["dead_lettered"] = sink.dead_lettered();
+      d["loop_records_skipped"] = source.skipped();
+      d["delivery"] = cfg.delivery == Delivery::exactly_once ? "exactly_once" : "at_least_once";
+      ctx.stats->set_detail(std::move(d));
+      t.detail = now + std::chrono::seconds(1);
+    }
+    return Status::ok();
+  }
+
+  SourceOptions source_options() {
+    SourceOptions so;
+    so.mirror = ctx.mirror.name;
+    so.cluster = ctx.source;
+    so.group_id = mirror_group_id(ctx.mirror.name);
+    so.skip_origin = ctx.target.name;
+    so.properties = cfg.consumer_properties;
+    so.metadata_refresh_ms =
+        static_cast<int>(std::max<std::int64_t>(1000, cfg.refresh_interval.count()));
+    return so;
+  }
+
+  SinkOptions sink_options() {
+    SinkOptions sk;
+    sk.mirror = ctx.mirror.name;
+    sk.cluster = ctx.target;
+    sk.policy = &policy;
+    sk.map_topic = offset_map_topic(ctx.mirror.name);
+    sk.dead_letter_topic = cfg.dead_letter_topic;
+    sk.properties = cfg.producer_properties;
+    sk.stats = ctx.stats.get();
+    sk.ensure_partitions = [this](const std::string& t, int n) {
+      return topology->ensure_partitions(t, n);
+    };
+    return sk;
+  }
+
   Status run_at_least_once(std::stop_token stop);
+  Status run_exactly_once(std::stop_token stop);
 };
 
 MirrorWorker::MirrorWorker(MirrorContext ctx) {
@@ -224,7 +297,8 @@ Status MirrorWorker::run(std::stop_token stop) {
                                                w.src_admin.get(), w.tgt_admin.get(),
                                                *w.map_reader, mirror_group_id(w.ctx.mirror.name));
   }
-  st = w.run_at_least_once(stop);
+  st = w.cfg.delivery == Delivery::exactly_once ? w.run_exactly_once(stop)
+                                                 : w.run_at_least_once(stop);
   if (w.ctx.stats) {
     w.ctx.stats->set_state(st.is_ok() ? "stopped" : (st.is_fatal() ? "failed" : "backoff"));
     if (!st.is_ok()) w.ctx.stats->set_error(st.message());
@@ -235,25 +309,8 @@ Status MirrorWorker::run(std::stop_token stop) {
 
 Status MirrorWorker::Impl::run_at_least_once(std::stop_token stop) {
   const std::string& name = ctx.mirror.name;
-  SourceOptions so;
-  so.mirror = name;
-  so.cluster = ctx.source;
-  so.group_id = mirror_group_id(name);
-  so.skip_origin = ctx.target.name;
-  so.properties = cfg.consumer_properties;
-  so.metadata_refresh_ms = static_cast<int>(std::max<std::int64_t>(1000, cfg.refresh_interval.count()));
-  KafkaSource source(so);
-
-  SinkOptions sk;
-  sk.mirror = name;
-  sk.cluster = ctx.target;
-  sk.policy = &policy;
-  sk.map_topic = offset_map_topic(name);
-  sk.dead_letter_topic = cfg.dead_letter_topic;
-  sk.properties = cfg.producer_properties;
-  sk.stats = ctx.stats.get();
-  sk.ensure_partitions = [this](const std::string& t, int n) { return topology->ensure_partitions(t, n); };
-  KafkaSink sink(sk, &sink_map);
+  KafkaSource source(source_options());
+  KafkaSink sink(sink_options(), &sink_map);
 
   auto topics = refresh_topology();
   if (!topics) return Status::retry("mirror " + name + ": first topology sync failed");
@@ -269,44 +326,13 @@ Status MirrorWorker::Impl::run_at_least_once(std::stop_token stop) {
   Pipeline pipeline(source, sink, po, ctx.stats.get());
   if (ctx.stats) ctx.stats->set_state("running");
 
-  auto now = Clock::now();
-  auto next_refresh = now + cfg.refresh_interval;
-  auto next_groups = now + cfg.group_sync_interval;
-  auto next_heartbeat = now;
-  auto next_detail = now;
+  Timers timers(cfg);
   bool idle = false;
   while (!stop.stop_requested()) {
     st = pipeline.step(idle);
     if (!st.is_ok()) break;
-    now = Clock::now();
-    if (heartbeats_on && now >= next_heartbeat) {
-      send_heartbeat();
-      next_heartbeat = now + cfg.heartbeat_interval;
-    }
-    if (now >= next_refresh) {
-      if (auto t = refresh_topology(); t && *t != subscribed) {
-        spdlog::info("mirror={} subscription changed: {} topics", name, t->size());
-        subscribed = *t;
-        st = source.set_topics(subscribed);
-        if (!st.is_ok()) break;
-      }
-      next_refresh = Clock::now() + cfg.refresh_interval;
-    }
-    if (now >= next_groups) {
-      sync_groups(false);
-      next_groups = Clock::now() + cfg.group_sync_interval;
-    }
-    if (now >= next_detail && ctx.stats) {
-      nlohmann::json d;
-      d["partitions"] = source.partition_detail();
-      d["heartbeat_latency_ms"] = source.heartbeat_latency_ms();
-      d["topics"] = subscribed.size();
-      d["groups_synced_total"] = groups_synced_total;
-      d["dead_lettered"] = sink.dead_lettered();
-      d["loop_records_skipped"] = source.skipped();
-      ctx.stats->set_detail(std::move(d));
-      next_detail = now + std::chrono::seconds(1);
-    }
+    st = tick(source, sink, timers);
+    if (!st.is_ok()) break;
   }
   Status drained = pipeline.drain(po.drain_timeout);
   if (!drained.is_ok()) {
@@ -318,6 +344,116 @@ Status MirrorWorker::Impl::run_at_least_once(std::stop_token stop) {
   if (!st.is_ok()) return st;
   spdlog::info("mirror={} stopped", name);
   // Asked to stop: what could not be drained is copied again after a restart (at least once).
+  return Status::ok();
+}
+
+}  // namespace mqdr::kafka
+
+namespace mqdr::kafka {
+
+// exactly_once: one transaction per batch on the target holds the records, their offset-map
+// entries and the new source positions (compacted positions topic on the target, like
+// MirrorMaker 2's exactly-once source tasks). On assignment the consumer resumes from those
+// positions, so a kill -9 at any moment neither loses nor duplicates records for read_committed
+// readers: an unfinished transaction is aborted by the next instance's init_transactions().
+// One process per mirror: the transactional.id is derived from the mirror name, so a second
+// process fences the first.
+Status MirrorWorker::Impl::run_exactly_once(std::stop_token stop) {
+  const std::string& name = ctx.mirror.name;
+  try {
+    create_topics(tgt_admin.get(),
+                  {NewTopicSpec{positions_topic(name), 1, {{"cleanup.policy", "compact"}}}},
+                  kAdminTimeoutMs);
+  } catch (const KafkaError& e) {
+    return e.retryable() ? Status::retry(e.what()) : Status::fatal(e.what());
+  }
+  std::string assign_error;
+  SourceOptions so = source_options();
+  so.on_assign = [&](rd_kafka_topic_partition_list_t* parts) {
+    try {
+      auto stored = read_positions(ctx.target, positions_topic(name), name, 30000);
+      for (int i = 0; i < parts->cnt; ++i) {
+        auto it = stored.find({parts->elems[i].topic, parts->elems[i].partition});
+        if (it != stored.end()) parts->elems[i].offset = it->second;
+      }
+    } catch (const KafkaError& e) {
+      assign_error = e.what();
+    }
+  };
+  KafkaSource source(so);
+  SinkOptions sk = sink_options();
+  sk.transactional_id = "mqdr-" + name;
+  sk.positions_topic = positions_topic(name);
+  KafkaSink sink(sk, &sink_map);
+
+  auto topics = refresh_topology();
+  if (!topics) return Status::retry("mirror " + name + ": first topology sync failed");
+  subscribed = *topics;
+  Status st = sink.open();
+  if (st.is_ok()) st = source.set_topics(subscribed);
+  if (st.is_ok()) st = source.open();
+  if (!st.is_ok()) return st;
+  spdlog::info("mirror={} running: {} -> {}, {} topics, delivery exactly_once (transactional.id {})",
+               name, ctx.source.name, ctx.target.name, subscribed.size(), sk.transactional_id);
+  if (ctx.stats) ctx.stats->set_state("running");
+
+  Timers timers(cfg);
+  std::uint64_t next_id = 0;
+  auto last_lag = Clock::now();
+  Batch batch;
+  constexpr std::size_t kTxnRecords = 5000;
+  const auto kTxnTime = std::chrono::milliseconds(200);
+  while (!stop.stop_requested()) {
+    if (!assign_error.empty()) {
+      st = Status::retry("mirror " + name + ": cannot read stored positions: " + assign_error);
+      break;
+    }
+    batch.clear();
+    const auto until = Clock::now() + kTxnTime;
+    st = source.read(batch, kTxnRecords, Duration(100));
+    while (st.is_ok() && !batch.empty() && batch.size() < kTxnRecords && Clock::now() < until) {
+      const std::size_t before = batch.size();
+      st = source.read(batch, kTxnRecords - batch.size(), Duration(10));
+      if (batch.size() == before) break;
+    }
+    if (!st.is_ok()) break;
+    if (!assign_error.empty()) continue;  // reported at the top, nothing written
+    if (!batch.empty()) {
+      st = sink.begin_transaction();
+      if (!st.is_ok()) break;
+      st = sink.write(batch, next_id);
+      if (!st.is_ok()) {
+        sink.abort_transaction(Duration(30000));
+        break;
+      }
+      std::map<PartitionKey, std::int64_t> positions;
+      std::uint64_t bytes = 0;
+      for (const auto& r : batch) {
+        auto& p = positions[{r.item, r.partition}];
+        p = std::max(p, r.position + 1);
+        bytes += r.size_bytes();
+      }
+      st = sink.commit_transaction(positions, Duration(60000));
+      if (!st.is_ok()) break;
+      (void)sink.poll(Duration(0), [](std::uint64_t) {});
+      next_id += batch.size();
+      if (ctx.stats) ctx.stats->add_records(batch.size(), bytes);
+      // The group offsets on the source follow, for lag and failover (not for correctness).
+      (void)source.commit(batch);
+    }
+    if (ctx.stats && Clock::now() - last_lag >= std::chrono::seconds(1)) {
+      Lag lag = source.lag();
+      ctx.stats->set_lag(lag.records, lag.seconds);
+      last_lag = Clock::now();
+    }
+    st = tick(source, sink, timers);
+    if (!st.is_ok()) break;
+  }
+  source.close();
+  sink.close();
+  if (heartbeat) rd_kafka_flush(heartbeat.get(), 1000);
+  if (!st.is_ok()) return st;
+  spdlog::info("mirror={} stopped", name);
   return Status::ok();
 }
 
