@@ -110,7 +110,11 @@ Status Connection::open(Duration timeout, int heartbeat_s) {
       bool ch = false;
       std::string text = server_text(reply, code, ch);
       last_code_ = code;
-      if (code == kNotFound || code == kAccessRefused || code == 530) {
+      if (code == kAccessRefused && text.find("Login was refused") != std::string::npos) {
+        st = Status::retry(fmt::format(
+            "{}: login refused for user '{}': check the user name and password", where(),
+            rc.user));
+      } else if (code == kNotFound || code == kAccessRefused || code == 530) {
         st = Status::retry(fmt::format(
             "{}: vhost '{}' does not exist or user '{}' has no access to it ({})", where(),
             rc.vhost, rc.user, text));

@@ -73,11 +73,6 @@ std::set<std::string> reachable_queues(const nlohmann::json& bindings,
   return queues;
 }
 
-std::set<std::string> DefinitionsSync::queues_bound_to(
-    const std::vector<std::string>& exchanges) const {
-  return reachable_queues(bindings_, exchanges);
-}
-
 Status DefinitionsSync::run(DefinitionsReport& report) {
   report = DefinitionsReport{};
   const std::string sv = source_.vhost();
@@ -92,7 +87,6 @@ Status DefinitionsSync::run(DefinitionsReport& report) {
   if (st = target_.get("/api/queues/" + tv, t_q); !st.is_ok()) return st;
   if (st = target_.get("/api/bindings/" + tv, t_b); !st.is_ok()) return st;
   if (st = target_.get("/api/policies/" + tv, t_p); !st.is_ok()) return st;
-  bindings_ = s_b;
 
   auto problem = [&](std::string what) {
     spdlog::warn("mirror={} cluster={} definitions: {}", mirror_, target_.cluster().name, what);

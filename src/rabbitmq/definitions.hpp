@@ -37,13 +37,6 @@ class DefinitionsSync {
   // problems are listed in `report` and logged, not fatal).
   Status run(DefinitionsReport& report);
 
-  // Exchange -> queues reachable from it (directly or through exchange-to-exchange bindings),
-  // from the last pass: the standby queues of mirrored exchanges.
-  std::set<std::string> queues_bound_to(const std::vector<std::string>& exchanges) const;
-
-  // Lists of the last pass (source side), for standby trimming and tests.
-  const nlohmann::json& source_bindings() const { return bindings_; }
-
   static bool skip_exchange(const std::string& name);
   static bool skip_queue(const nlohmann::json& q);
 
@@ -51,7 +44,6 @@ class DefinitionsSync {
   std::string mirror_;
   Management& source_;
   Management& target_;
-  nlohmann::json bindings_ = nlohmann::json::array();
   std::set<std::string> synced_bindings_;  // binding ids applied earlier
   std::set<std::string> synced_policies_;
 };

@@ -2,6 +2,7 @@
 
 #include <sys/time.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 
@@ -12,7 +13,12 @@ namespace mqdr::rabbitmq {
 
 namespace {
 constexpr amqp_channel_t kInspect = 4;
-constexpr amqp_channel_t kTrim = 5;
+// Trims use a fresh channel number each time: deliveries that were in flight when the previous
+// trim channel closed may still sit in rabbitmq-c's frame queue under the old number.
+std::atomic<unsigned> trim_channels{0};
+amqp_channel_t next_trim_channel() {
+  return static_cast<amqp_channel_t>(10 + trim_channels.fetch_add(1) % 1000);
+}
 using Clock = std::chrono::steady_clock;
 
 std::int64_t unix_ms() {
@@ -76,15 +82,17 @@ Status StandbyTrimmer::remove_head(Connection& conn, const std::string& queue,
   removed = 0;
   if (count <= 0) return Status::ok();
   const auto until = Clock::now() + deadline;
+  const amqp_channel_t kTrim = next_trim_channel();
   Status st = conn.open_channel(kTrim);
   if (!st.is_ok()) return st;
   // Closing the channel at the end requeues, in order, anything delivered beyond `count`.
   struct Closer {
     Connection& c;
+    amqp_channel_t ch;
     ~Closer() {
-      if (c.is_open()) amqp_channel_close(c.state(), kTrim, AMQP_REPLY_SUCCESS);
+      if (c.is_open()) amqp_channel_close(c.state(), ch, AMQP_REPLY_SUCCESS);
     }
-  } closer{conn};
+  } closer{conn, kTrim};
   const auto prefetch = static_cast<std::uint16_t>(std::min<std::int64_t>(count, 1000));
   amqp_basic_qos(conn.state(), kTrim, 0, prefetch, 0);
   if (st = conn.check(amqp_get_rpc_reply(conn.state()), "trim prefetch", kTrim); !st.is_ok()) {
@@ -147,7 +155,14 @@ Status StandbyTrimmer::run(const std::set<std::string>& queues, Connection* prim
                           primary_conn->open_channel(kInspect).is_ok();
   Status result;
   for (const auto& q : queues) {
-    // 1. standby first.
+    // 0. The primary once before: its passive declare is answered ahead of deliveries still in
+    //    the queue process's mailbox, so one sample can run behind; the larger of two is used.
+    std::optional<QueueCounts> before;
+    if (primary_up) {
+      st = primary_conn->queue_counts(kInspect, q, before);
+      if (!st.is_ok() && primary_conn->reply_code() != kNotFound) result = st;
+    }
+    // 1. The standby.
     std::optional<QueueCounts> standby;
     st = standby_conn.queue_counts(kInspect, q, standby);
     if (!st.is_ok() && standby_conn.reply_code() != kNotFound) return st;
@@ -159,9 +174,9 @@ Status StandbyTrimmer::run(const std::set<std::string>& queues, Connection* prim
       // Someone consumes the standby copy (active-active, or already promoted): hands off.
       continue;
     }
-    // 2. then the primary.
+    // 2. Then the primary again.
     bool fresh = false;
-    if (primary_up) {
+    if (primary_up && before) {
       std::optional<QueueCounts> primary;
       st = primary_conn->queue_counts(kInspect, q, primary);
       if (!st.is_ok() && primary_conn->reply_code() != kNotFound) {
@@ -177,7 +192,8 @@ Status StandbyTrimmer::run(const std::set<std::string>& queues, Connection* prim
             unacked = info.value("messages_unacknowledged", std::int64_t{0});
           }
         }
-        sample.primary = static_cast<std::int64_t>(primary->messages) + unacked;
+        sample.primary =
+            static_cast<std::int64_t>(std::max(primary->messages, before->messages)) + unacked;
         sample.sampled_at_ms = unix_ms();
         fresh = true;
       }

@@ -2,11 +2,13 @@
 // Standby queue trimming. Acks are not replicated, so a standby queue fed by exchange mirroring
 // holds every message ever routed to it. For each mirrored queue, mqdr samples the standby's
 // depth FIRST and the primary's depth (ready, live by a passive declare, plus unacknowledged from
-// the management API) SECOND, then removes from the head of the standby queue whatever exceeds
-// primary depth + margin. Because the standby only ever holds a prefix of what the primary
-// received, sampling in that order never removes a message the primary still holds, for FIFO
-// queues; the margin absorbs non-FIFO consumption (priorities, requeues) and the staleness of the
-// unacked count. See docs/rabbitmq.md for the exact guarantee.
+// the management API) AFTER it, then removes from the head of the standby queue whatever exceeds
+// primary depth + margin. The standby only ever holds a prefix of what the primary received, so
+// with exact counts that order never removes a message the primary still holds (FIFO queues).
+// Counts are not exact: RabbitMQ answers a passive declare ahead of deliveries still queued in
+// the queue process's mailbox (at most its credit-flow window, 400 messages per publishing
+// channel), and the unacked count is up to 5 s old. The margin must cover those, plus non-FIFO
+// consumption (priorities, requeues). See docs/rabbitmq.md for the exact guarantee.
 // The last primary depths are persisted (standby-depths.json in the mirror's state dir) so that
 // promotion can trim even when the primary is gone.
 
@@ -52,7 +54,7 @@ class StandbyTrimmer {
   nlohmann::json to_json() const;
   Status load();  // persisted samples (promotion without the primary)
 
-  // Removes `count` messages from the head of `queue` on `conn` (channel 5). Returns how many
+  // Removes `count` messages from the head of `queue` on `conn` (a channel of its own). Returns how many
   // were removed in `removed`.
   static Status remove_head(Connection& conn, const std::string& queue, std::int64_t count,
                             Duration deadline, std::int64_t& removed);

@@ -233,11 +233,15 @@ void MirrorWorker::housekeeping(std::stop_token stop, std::unique_ptr<Definition
         }
       }
 
-      // Standby trimming (needs the bindings, hence the management API).
-      if (options_.trim_standby && defs) {
-        auto queues = defs->queues_bound_to(rc.exchanges);
-        if (Status st = trimmer.run(queues, &src, src_mgmt.get(), dst,
-                                    StandbyTrimmer::Mode::trim, Duration(30000));
+      // Standby depths (needs the bindings, hence the management API): always sampled and
+      // persisted for promotion; trimmed as we go unless disabled.
+      nlohmann::json bindings;
+      if (!rc.exchanges.empty() && src_mgmt->configured() &&
+          src_mgmt->get("/api/bindings/" + src_mgmt->vhost(), bindings).is_ok()) {
+        auto queues = reachable_queues(bindings, rc.exchanges);
+        const auto mode =
+            options_.trim_standby ? StandbyTrimmer::Mode::trim : StandbyTrimmer::Mode::sample;
+        if (Status st = trimmer.run(queues, &src, src_mgmt.get(), dst, mode, Duration(30000));
             !st.is_ok()) {
           spdlog::warn("mirror={} standby trim: {}", m.name, st.message());
         }

@@ -27,7 +27,7 @@ class Management;
 struct WorkerOptions {
   Duration max_backoff{std::chrono::seconds(30)};
   Duration housekeeping_interval{std::chrono::seconds(5)};  // capture stats, keys, standby trim
-  bool trim_standby = true;
+  bool trim_standby = true;  // false: standby depths are only sampled (promotion trims)
 };
 
 class MirrorWorker : public Worker {

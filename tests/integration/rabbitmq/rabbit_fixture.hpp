@@ -101,10 +101,10 @@ class Client {
 
   rabbitmq::Connection& conn() { return conn_; }
 
-  void check(const char* what) {
-    Status st = conn_.check(amqp_get_rpc_reply(conn_.state()), what, 1);
+  void check(const char* what, amqp_channel_t ch = 1) {
+    Status st = conn_.check(amqp_get_rpc_reply(conn_.state()), what, ch);
     if (!st.is_ok()) {
-      if (conn_.is_open()) (void)conn_.open_channel(1);
+      if (conn_.is_open() && ch == 1) (void)conn_.open_channel(1);
       throw std::runtime_error(st.message());
     }
   }
@@ -172,11 +172,15 @@ class Client {
                             std::chrono::milliseconds limit = 60s) {
     std::vector<Message> out;
     if (n == 0) return out;
-    amqp_basic_qos(conn_.state(), 1, 0, 1000, 0);
-    check("basic.qos");
-    auto* ok = amqp_basic_consume(conn_.state(), 1, bytes_of(queue), amqp_empty_bytes, 0, 0, 0,
+    // A channel of its own per call: deliveries in flight when it closes must not leak into the
+    // next call (rabbitmq-c keeps them queued under the channel number).
+    const amqp_channel_t ch = next_channel_++;
+    if (Status st = conn_.open_channel(ch); !st.is_ok()) throw std::runtime_error(st.message());
+    amqp_basic_qos(conn_.state(), ch, 0, 1000, 0);
+    check("basic.qos", ch);
+    auto* ok = amqp_basic_consume(conn_.state(), ch, bytes_of(queue), amqp_empty_bytes, 0, 0, 0,
                                   amqp_empty_table);
-    check("basic.consume");
+    check("basic.consume", ch);
     const std::string tag = str_of(ok->consumer_tag);
     const auto until = std::chrono::steady_clock::now() + limit;
     std::uint64_t last = 0;
@@ -195,6 +199,10 @@ class Client {
         }
         continue;
       }
+      if (env.channel != ch) {
+        amqp_destroy_envelope(&env);
+        continue;
+      }
       Message m;
       m.exchange = str_of(env.exchange);
       m.routing_key = str_of(env.routing_key);
@@ -204,20 +212,20 @@ class Client {
       amqp_destroy_envelope(&env);
       out.push_back(std::move(m));
       if (out.size() % 500 == 0) {
-        amqp_basic_ack(conn_.state(), 1, last, 1);
+        amqp_basic_ack(conn_.state(), ch, last, 1);
         acked = last;
       }
     }
-    if (last != acked) amqp_basic_ack(conn_.state(), 1, last, 1);
-    amqp_basic_cancel(conn_.state(), 1, bytes_of(tag));
+    if (last != acked) amqp_basic_ack(conn_.state(), ch, last, 1);
+    amqp_basic_cancel(conn_.state(), ch, bytes_of(tag));
     // Messages delivered after the cancel are unacked and go back to the queue with the channel.
-    amqp_channel_close(conn_.state(), 1, AMQP_REPLY_SUCCESS);
-    (void)conn_.open_channel(1);
+    amqp_channel_close(conn_.state(), ch, AMQP_REPLY_SUCCESS);
     return out;
   }
 
  private:
   rabbitmq::Connection conn_;
+  amqp_channel_t next_channel_ = 10;
 };
 
 // Headers of a mirrored message with the mirror's own headers (x-mqdr-*) removed, as text.
