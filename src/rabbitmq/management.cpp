@@ -49,8 +49,8 @@ Status Management::result(const char* method, const std::string& path, int statu
   last_status_ = status;
   if (!transport_ok) {
     client_.reset();  // reconnect next time
-    return Status::retry(fmt::format("cluster '{}': management API {} {}: {}", cluster_.name,
-                                     method, path, transport_error));
+    return Status::retry(fmt::format("cluster '{}': management API {} {} unreachable ({} error)",
+                                     cluster_.name, method, path, transport_error));
   }
   if (status >= 200 && status < 300) return Status::ok();
   std::string reason = body.size() > 300 ? body.substr(0, 300) : body;
