@@ -51,16 +51,16 @@ install(CODE "
        RENAME mqdr.yaml.example FILES \"${PROJECT_SOURCE_DIR}/config/mqdr.example.yaml\")
 ")
 
-set(_mqdr_docs "")
-foreach(_doc README.md LICENSE)
-  if(EXISTS "${PROJECT_SOURCE_DIR}/${_doc}")
-    list(APPEND _mqdr_docs "${PROJECT_SOURCE_DIR}/${_doc}")
+# Docs are collected when installing, so files added after configuring are included.
+install(CODE "
+  file(GLOB _docs \"${PROJECT_SOURCE_DIR}/docs/*.md\")
+  foreach(_doc README.md LICENSE)
+    if(EXISTS \"${PROJECT_SOURCE_DIR}/\${_doc}\")
+      list(APPEND _docs \"${PROJECT_SOURCE_DIR}/\${_doc}\")
+    endif()
+  endforeach()
+  if(_docs)
+    file(INSTALL DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_DOCDIR}\" TYPE FILE
+         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ FILES \${_docs})
   endif()
-endforeach()
-if(_mqdr_docs)
-  install(FILES ${_mqdr_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})
-endif()
-if(IS_DIRECTORY "${PROJECT_SOURCE_DIR}/docs")
-  install(DIRECTORY "${PROJECT_SOURCE_DIR}/docs/" DESTINATION ${CMAKE_INSTALL_DOCDIR}
-          FILES_MATCHING PATTERN "*.md")
-endif()
+")
