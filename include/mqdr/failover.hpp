@@ -101,8 +101,10 @@ struct FailoverOptions {
 
 class FailoverController {
  public:
-  // `config` must outlive nothing: it is shared. `registry` must outlive the controller.
-  // `state_dir` is daemon.state_dir; the controller owns state_dir/failover/.
+  // `registry` must outlive the controller. `state_dir` is daemon.state_dir; the controller owns
+  // state_dir/failover/ (state files, event logs, lock) and creates state_dir/mirrors/<name>/ for
+  // the MirrorOps it makes. Loads every group's state; throws std::runtime_error when the
+  // directory cannot be used or another process holds its lock.
   FailoverController(std::shared_ptr<const Config> config, const BrokerRegistry& registry,
                      MirrorControl mirrors, std::filesystem::path state_dir,
                      FailoverOptions options = {});

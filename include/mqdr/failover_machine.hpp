@@ -221,6 +221,10 @@ class Machine {
   bool failover_check(bool automatic, bool force, std::string& why_not) const;
   bool failback_check(bool automatic, bool force, Instant now, std::string& why_not) const;
 
+  // Records what the old primary held beyond the standby (MirrorOps::unreplicated, reported by
+  // the driver when it starts the reverse mirrors) in the last switch's record.
+  void set_unreplicated(nlohmann::json report);
+
   const GroupData& data() const { return data_; }
   const std::string& group() const { return group_; }
   const MachineSettings& settings() const { return settings_; }

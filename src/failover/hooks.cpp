@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <optional>
 #include <cstring>
 #include <vector>
 
@@ -122,7 +121,9 @@ HookResult run_hook(const std::string& path, const std::map<std::string, std::st
   ::fcntl(pipefd[0], F_SETFL, flags | O_NONBLOCK);
 
   auto deadline = started + timeout;
-  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  // A plain flag rather than std::optional: GCC -O2 warns (falsely) about the optional.
+  bool kill_pending = false;
+  std::chrono::steady_clock::time_point kill_at{};
   bool pipe_open = true;
   int status = 0;
   while (true) {
@@ -136,13 +137,14 @@ HookResult run_hook(const std::string& path, const std::map<std::string, std::st
     if (!r.timed_out && now >= deadline) {
       r.timed_out = true;
       ::kill(-pid, SIGTERM);
+      kill_pending = true;
       kill_at = now + std::min<std::chrono::steady_clock::duration>(
                           kKillGrace, std::max<std::chrono::steady_clock::duration>(
                                           timeout, std::chrono::milliseconds(100)));
     }
-    if (kill_at && now >= *kill_at) {
+    if (kill_pending && now >= kill_at) {
       ::kill(-pid, SIGKILL);
-      kill_at.reset();
+      kill_pending = false;
     }
     if (pipe_open) {
       pollfd p{pipefd[0], POLLIN, 0};

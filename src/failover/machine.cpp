@@ -364,6 +364,10 @@ SwitchRecord switch_from_json(const nlohmann::json& j) {
 Machine::Machine(std::string group, MachineSettings settings)
     : group_(std::move(group)), settings_(settings) {}
 
+void Machine::set_unreplicated(nlohmann::json report) {
+  if (data_.current) data_.current->unreplicated = std::move(report);
+}
+
 const std::vector<Step>& Machine::steps() const {
   if (data_.current && data_.current->kind == SwitchKind::failback) return failback_steps();
   return failover_steps();
@@ -508,6 +512,8 @@ nlohmann::json Machine::event_entry(const std::string& what, Instant at) const {
 void Machine::enter(Outcome& out, GroupState state, Instant at, std::string reason) {
   GroupState from = data_.state;
   data_.state = state;
+  // Leaving `blocked` by itself takes `recoveries` good probes counted from now on.
+  if (state == GroupState::blocked) data_.primary_oks = 0;
   data_.since = at.wall;
   data_.reason = std::move(reason);
   out.actions.push_back(action(ActionType::persist));
