@@ -25,7 +25,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev
   libcpp-httplib-dev libsystemd-dev libzstd-dev libssl-dev
   nats-server rabbitmq-server kcat openjdk-17-jre-headless maven
-  openssl curl python3 util-linux procps iproute2 prometheus
+  openssl curl python3 util-linux procps iproute2 prometheus systemd
 )
 # shellcheck disable=SC2206 # a space separated list
 PACKAGES+=(${MQDR_EXTRA_PACKAGES:-})
