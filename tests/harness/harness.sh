@@ -36,8 +36,16 @@ RABBIT_SBIN=${MQDR_RABBIT_SBIN:-/usr/lib/rabbitmq/bin}
 # --- fixed ports (none collide with the brokers' defaults) ------------------------------------
 # MQDR_HARNESS_PORT_OFFSET shifts every port, for a second harness (own MQDR_HARNESS_DIR) beside
 # the first one.
-PO=${MQDR_HARNESS_PORT_OFFSET:-0}
+# The offset is remembered in $HDIR/port-offset, so later calls need only MQDR_HARNESS_DIR.
+PO=${MQDR_HARNESS_PORT_OFFSET:-}
+if [ -z "$PO" ] && [ -f "$HDIR/port-offset" ]; then PO=$(cat "$HDIR/port-offset"); fi
+PO=${PO:-0}
 case "$PO" in ''|*[!0-9]*) echo "MQDR_HARNESS_PORT_OFFSET must be a number" >&2; exit 2 ;; esac
+if [ -f "$HDIR/port-offset" ] && [ "$(cat "$HDIR/port-offset")" != "$PO" ] &&
+   [ -n "$(find "$HDIR" -maxdepth 3 -name pid -type f 2>/dev/null)" ]; then
+  echo "$HDIR runs with MQDR_HARNESS_PORT_OFFSET=$(cat "$HDIR/port-offset"), not $PO; stop it first" >&2
+  exit 2
+fi
 KAFKA_A_PORT0=$((19092 + PO)) # node i: broker 19092+2(i-1), controller 19093+2(i-1)
 KAFKA_B_PORT0=$((29092 + PO))
 NATS_A_PORT=$((14222 + PO)) NATS_A_MON=$((18222 + PO))
@@ -540,6 +548,7 @@ cmd_up() {
     die "kafka-a was formatted with $(cat "$HDIR/kafka-a/nodes") node(s), KAFKA_A_NODES=$KAFKA_A_NODES; run '$HARNESS_SH down --wipe kafka-a' first"
   fi
   with_lock
+  echo "$PO" >"$HDIR/port-offset"
   local t0; t0=$(now)
   local u need_kafka=0 need_rabbit=0
   for u in "${units[@]}"; do
@@ -665,6 +674,7 @@ cmd_env() {
   cat <<EOF
 export MQDR_HARNESS_DIR='$HDIR'
 export MQDR_HARNESS_SH='$HARNESS_SH'
+export MQDR_HARNESS_PORT_OFFSET='$PO'
 export MQDR_KAFKA_A='$(kafka_bootstrap kafka-a)'
 export MQDR_KAFKA_A_NODES='$(kafka_nodes kafka-a)'
 export MQDR_KAFKA_B='$(kafka_bootstrap kafka-b)'
