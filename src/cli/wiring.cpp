@@ -1,5 +1,6 @@
 // The one place where broker kinds are wired into the binary.
 #include "mqdr/cli.hpp"
+#include "mqdr/kafka.hpp"
 #include "mqdr/rabbitmq.hpp"
 
 namespace mqdr::cli {
@@ -7,6 +8,7 @@ namespace mqdr::cli {
 void register_all_kinds(BrokerRegistry& registry) {
   rabbitmq::register_kind(registry);
   (void)registry;  // each broker area adds its register_kind(registry) call here
+  kafka::register_kind(registry);
 }
 
 }  // namespace mqdr::cli

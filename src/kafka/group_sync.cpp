@@ -38,9 +38,10 @@ GroupOffsets GroupSync::translate(const GroupOffsets& source_offsets) const {
     if (!policy_.selected(tp.first)) continue;
     const std::string target = policy_.target_topic(tp.first);
     const PartitionMap* pm = map_.map().find(target, tp.second);
-    if (pm == nullptr) continue;  // nothing of this partition mirrored yet
-    auto t = pm->to_target(offset);
-    if (t) out[{target, tp.second}] = *t;
+    // The opposite mirror wrote our source topic under the same name (rename '{topic}').
+    const PartitionMap* fwd = forward_ != nullptr ? forward_->map().find(tp.first, tp.second) : nullptr;
+    auto t = translate_back(fwd, pm, offset);
+    if (t) out[{target, tp.second}] = *t;  // nullopt: nothing of this partition mirrored yet
   }
   return out;
 }
@@ -49,6 +50,7 @@ GroupSyncResult GroupSync::run(int timeout_ms, bool force) {
   GroupSyncResult res;
   if (groups_.empty()) return res;
   map_.catch_up(timeout_ms);
+  if (forward_ != nullptr) forward_->catch_up(timeout_ms);
   auto source_groups = list_groups(source_, timeout_ms);
   std::map<std::string, std::string> target_state;
   for (const auto& g : list_groups(target_, timeout_ms)) target_state[g.group] = g.state;

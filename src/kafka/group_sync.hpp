@@ -27,6 +27,10 @@ class GroupSync {
   GroupSync(std::string mirror, const std::vector<std::string>& groups, const TopicPolicy& policy,
             rd_kafka_t* source, rd_kafka_t* target, MapReader& map, std::string own_group);
 
+  // Failback: `forward` reads the offset map of the opposite mirror (target -> source of this
+  // one, stored on this mirror's source cluster); its copies translate back exactly.
+  void set_forward(MapReader* forward) { forward_ = forward; }
+
   // One pass. `force` writes even what seems unchanged (final sync). Throws KafkaError when a
   // cluster does not answer; per-group failures are listed in the result.
   GroupSyncResult run(int timeout_ms, bool force);
@@ -44,6 +48,7 @@ class GroupSync {
   rd_kafka_t* target_;
   MapReader& map_;
   std::string own_group_;
+  MapReader* forward_ = nullptr;
   std::map<std::string, GroupOffsets> written_;  // last offsets written per group
 };
 

@@ -91,6 +91,16 @@ std::vector<std::pair<std::int64_t, std::optional<Run>>> PartitionMap::take_chan
   return out;
 }
 
+std::optional<std::int64_t> translate_back(const PartitionMap* forward, const PartitionMap* own,
+                                           std::int64_t committed) {
+  if (forward != nullptr && !forward->empty() && committed < forward->tgt_end()) {
+    return forward->to_source(committed);
+  }
+  if (own != nullptr && !own->empty()) return own->to_target(committed);
+  if (forward != nullptr && !forward->empty()) return forward->src_end();
+  return std::nullopt;
+}
+
 namespace {
 bool parse_i64(std::string_view s, std::int64_t& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);

@@ -61,6 +61,15 @@ class PartitionMap {
   std::map<std::int64_t, bool> changed_;  // src start -> present (true) or removed (false)
 };
 
+// Translation of a committed offset of the mirror's source partition into its target partition
+// when the source itself is partly a copy made by the opposite mirror (failback: B -> A after a
+// failover A -> B). `forward` is the opposite mirror's map for this partition (its target offsets
+// are our source offsets), `own` is ours. Offsets inside the copied region go back to where the
+// records came from (exact); beyond it, through our own map, or to the end of the copied region
+// when we have not copied anything yet. nullopt when neither map knows the partition.
+std::optional<std::int64_t> translate_back(const PartitionMap* forward, const PartitionMap* own,
+                                           std::int64_t committed);
+
 class OffsetMap {
  public:
   using Key = std::pair<std::string, std::int32_t>;  // target topic, partition

@@ -99,6 +99,11 @@ Status KafkaMirrorOps::final_sync(Duration deadline) {
     MapReader reader(ctx_.target, offset_map_topic(ctx_.mirror.name), ctx_.mirror.name);
     GroupSync sync(ctx_.mirror.name, ctx_.mirror.kafka.groups, policy_, src_.get(), tgt_.get(),
                    reader, mirror_group_id(ctx_.mirror.name));
+    std::unique_ptr<MapReader> forward;
+    if (auto other = opposite_mirror(ctx_)) {
+      forward = std::make_unique<MapReader>(ctx_.source, offset_map_topic(*other), ctx_.mirror.name);
+      sync.set_forward(forward.get());
+    }
     GroupSyncResult r = sync.run(ms(deadline), true);
     spdlog::info("mirror={} final group offset sync: {} groups written, {} active on target",
                  ctx_.mirror.name, r.synced, r.skipped_active);

@@ -21,6 +21,21 @@ std::string mirror_group_id(const std::string& mirror) { return "mqdr-mirror-" +
 std::string offset_map_topic(const std::string& mirror) { return kOffsetMapPrefix + mirror; }
 std::string positions_topic(const std::string& mirror) { return kPositionsPrefix + mirror; }
 
+std::optional<std::string> opposite_mirror(const MirrorContext& ctx) {
+  if (ctx.mirror.source == ctx.target.name && ctx.mirror.target == ctx.source.name) {
+    return ctx.mirror.name;  // swapped context
+  }
+  if (ctx.config) {
+    for (const auto& m : ctx.config->mirrors) {
+      if (m.kind == ClusterKind::kafka && m.source == ctx.target.name &&
+          m.target == ctx.source.name && (m.kafka.rename.empty() || m.kafka.rename == "{topic}")) {
+        return m.name;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kAdminTimeoutMs = 10000;
@@ -47,6 +62,7 @@ struct MirrorWorker::Impl {
   std::unique_ptr<Topology> topology;
   std::unique_ptr<MapReader> map_reader;
   std::unique_ptr<GroupSync> group_sync;
+  std::unique_ptr<MapReader> forward_reader;
   OffsetMap sink_map;
   std::vector<std::string> subscribed;
   bool heartbeats_on = false;
@@ -296,6 +312,14 @@ Status MirrorWorker::run(std::stop_token stop) {
     w.group_sync = std::make_unique<GroupSync>(w.ctx.mirror.name, w.cfg.groups, w.policy,
                                                w.src_admin.get(), w.tgt_admin.get(),
                                                *w.map_reader, mirror_group_id(w.ctx.mirror.name));
+    if (auto other = opposite_mirror(w.ctx)) {
+      try {
+        w.forward_reader = std::make_unique<MapReader>(w.ctx.source, offset_map_topic(*other), w.ctx.mirror.name);
+        w.group_sync->set_forward(w.forward_reader.get());
+      } catch (const KafkaError& e) {
+        spdlog::warn("mirror={} failback translation off: {}", w.ctx.mirror.name, e.what());
+      }
+    }
   }
   st = w.cfg.delivery == Delivery::exactly_once ? w.run_exactly_once(stop)
                                                  : w.run_at_least_once(stop);

@@ -5,6 +5,8 @@
 // Lifecycle: made by the supervisor for one mirror, run() on a thread of its own until stopped.
 
 #include <memory>
+#include <optional>
+#include <string>
 #include <stop_token>
 
 #include "mqdr/broker.hpp"
@@ -16,6 +18,12 @@ namespace mqdr::kafka {
 std::string mirror_group_id(const std::string& mirror);   // consumer group on the source
 std::string offset_map_topic(const std::string& mirror);  // compacted topic on the target
 std::string positions_topic(const std::string& mirror);   // exactly-once positions, on the target
+
+// The mirror copying the other way (target -> source) whose offset map lives on this mirror's
+// source cluster, if any: a configured mirror with the clusters swapped (rename '{topic}'), or
+// this very mirror when the context was built swapped for a failback. Used to translate group
+// offsets back exactly.
+std::optional<std::string> opposite_mirror(const MirrorContext& ctx);
 
 class MirrorWorker : public Worker {
  public:

@@ -103,3 +103,32 @@ TEST(OffsetMap, MalformedRecordsAreIgnored) {
 
 }  // namespace
 }  // namespace mqdr::kafka
+
+namespace mqdr::kafka {
+namespace {
+
+TEST(TranslateBack, CopiedRegionGoesBackExactlyThenOwnCopies) {
+  // A -> B copied A offsets 0..99 (with a gap at 50..59) to B offsets 0..89.
+  PartitionMap forward;
+  for (int s = 0; s < 100; ++s) {
+    if (s >= 50 && s < 60) continue;
+    forward.add(s, forward.empty() ? 0 : forward.tgt_end());
+  }
+  // After failover, B took 20 records of its own at 90..109; B -> A copied them to A 130..149.
+  PartitionMap own;
+  for (int t = 90; t < 110; ++t) own.add(t, 130 + (t - 90));
+  EXPECT_EQ(*translate_back(&forward, &own, 0), 0);
+  EXPECT_EQ(*translate_back(&forward, &own, 49), 49);
+  EXPECT_EQ(*translate_back(&forward, &own, 50), 60);  // B 50 is A 60 (A 50..59 were gaps)
+  EXPECT_EQ(*translate_back(&forward, &own, 89), 99);
+  EXPECT_EQ(*translate_back(&forward, &own, 90), 130);  // first record written on B
+  EXPECT_EQ(*translate_back(&forward, &own, 100), 140);
+  EXPECT_EQ(*translate_back(&forward, &own, 110), 150);
+  // Before B -> A copied anything: past the copied region = after the last A original.
+  EXPECT_EQ(*translate_back(&forward, nullptr, 95), 100);
+  EXPECT_EQ(*translate_back(nullptr, &own, 95), 135);
+  EXPECT_FALSE(translate_back(nullptr, nullptr, 5).has_value());
+}
+
+}  // namespace
+}  // namespace mqdr::kafka
