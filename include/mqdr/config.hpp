@@ -1,7 +1,13 @@
 #pragma once
 // The whole mqdr topology as plain structs (SPEC.md "Configuration"). Produced by
-// mqdr::config::load() after one validation pass; every other area only reads these.
-// Durations are milliseconds. Secrets are mqdr::Secret and never print their value.
+// mqdr::config::load() after one validation pass; every other area only reads these, and may
+// rely on what the loader checked: names exist and have the right kind, bounds hold, regexes
+// compile, and the files mqdr reads at start (keys, certificates, secret files, hooks) existed
+// and were readable at load time.
+// Durations are milliseconds. Secrets are mqdr::Secret and never print their value. Every path
+// is absolute (relative ones in the file are resolved against the config file's directory).
+// The keys, defaults and bounds are documented in docs/configuration.md (generated from the key
+// tables in src/config/schema.cpp). operator== compares every field, secrets included.
 
 #include <chrono>
 #include <cstdint>
@@ -23,7 +29,9 @@ const char* to_string(ClusterKind kind);
 enum class LogFormat { text, json };
 
 struct TlsConfig {
-  bool enabled = false;            // true when any key of `tls:` is set or the URI scheme is TLS
+  bool enabled = false;            // true with a `tls:` section (unless `enabled: false`), an
+                                   // amqps:// uri, a tls:// or wss:// NATS server, or a Kafka
+                                   // security.protocol of SSL / SASL_SSL
   std::string ca_file;             // PEM bundle; empty = system default
   std::string cert_file;           // client certificate (PEM)
   std::string key_file;            // client key (PEM)
@@ -62,8 +70,11 @@ struct DaemonConfig {
 
 struct KafkaClusterConfig {
   std::string bootstrap_servers;                  // "host:port,host:port"
-  std::map<std::string, std::string> properties;  // librdkafka properties, unchanged
+  std::map<std::string, std::string> properties;  // librdkafka properties, unchanged; a
+                                                  // `NAME_file: PATH` key arrives as NAME with
+                                                  // the file's content
   std::vector<std::string> secret_properties;     // names in `properties` that hold secrets
+                                                  // (sorted): never log their values
 
   bool operator==(const KafkaClusterConfig&) const = default;
 };
@@ -83,8 +94,8 @@ struct NatsClusterConfig {
 
 struct RabbitClusterConfig {
   std::string uri;             // amqp[s]://user[:password]@host:port/vhost, password stripped
-  std::string user;            // parsed from uri
-  Secret password;             // from uri, password / password_file
+  std::string user;            // from uri or `user`; "guest" when neither gives one
+  Secret password;             // from uri, password / password_file; "guest" with user guest
   std::string host;            // parsed from uri
   int port = 5672;             // parsed from uri (5671 for amqps)
   std::string vhost = "/";     // parsed from uri, percent-decoded
@@ -155,6 +166,7 @@ struct MirrorConfig {
   std::string source;  // cluster name
   std::string target;  // cluster name
   ClusterKind kind = ClusterKind::kafka;  // of source and target (validated equal)
+  // Only the member for `kind` below is meaningful.
   KafkaMirrorConfig kafka;
   NatsMirrorConfig nats;
   RabbitMirrorConfig rabbitmq;

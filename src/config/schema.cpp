@@ -498,12 +498,21 @@ void cluster_finish(Parser& p, const Node& n, const Entries& entries, ClusterCon
       p.error(password->key_mark, password->value.path,
               "a password needs a user: write 'amqp[s]://USER@host/...' or set 'user'");
     }
+    // Like every AMQP client (and rabbitmq-c's amqp_parse_url): no user means guest/guest.
+    if (user == nullptr && !p.scratch.uri_user && !c.rabbitmq.uri.empty()) {
+      c.rabbitmq.user = "guest";
+      if (password == nullptr && !p.scratch.uri_password) c.rabbitmq.password = Secret("guest");
+    }
     const Entry* tls = find_entry(entries, "tls");
     const Entry* uri = find_entry(entries, "uri");
     if (tls != nullptr && uri != nullptr && !p.scratch.uri_tls && c.tls.enabled &&
         !c.rabbitmq.uri.empty()) {
       p.error(tls->key_mark, tls->value.path,
               "TLS is configured but 'uri' uses amqp://; write amqps:// (port 5671 by default)");
+    }
+    if (tls != nullptr && p.scratch.uri_tls && !c.tls.enabled) {
+      p.error(tls->key_mark, tls->value.path,
+              "'uri' uses amqps://, which needs TLS; remove 'enabled: false'");
     }
   } else if (*p.kind == ClusterKind::nats) {
     std::vector<std::string> ways;
@@ -525,6 +534,14 @@ void cluster_finish(Parser& p, const Node& n, const Entries& entries, ClusterCon
     }
     if (password != nullptr && user == nullptr) {
       p.error(password->key_mark, password->value.path, "a password needs 'user'");
+    }
+    const Entry* tls = find_entry(entries, "tls");
+    bool tls_url = std::any_of(c.nats.servers.begin(), c.nats.servers.end(), [](const auto& s) {
+      return s.rfind("tls://", 0) == 0 || s.rfind("wss://", 0) == 0;
+    });
+    if (tls != nullptr && tls_url && !c.tls.enabled) {
+      p.error(tls->key_mark, tls->value.path,
+              "a tls:// or wss:// server needs TLS; remove 'enabled: false'");
     }
   } else if (*p.kind == ClusterKind::kafka) {
     auto protocol = c.kafka.properties.find("security.protocol");
@@ -806,7 +823,8 @@ const Table<ClusterConfig>& cluster_table() {
             .equiv = "servers",
             .doc = "`amqp[s]://[user[:password]@]host[:port][/vhost]`; the password is moved "
                    "out of it and never shown; the vhost is percent-decoded (`%2F` for `/`), "
-                   "`/` when absent; ports default to 5672 (amqp) and 5671 (amqps)"},
+                   "`/` when absent; ports default to 5672 (amqp) and 5671 (amqps); without a user, "
+                   "`guest` with password `guest` (RabbitMQ's default account)"},
            Custom<ClusterConfig>(parse_amqp)},
           {{.name = "user", .type = Type::string, .kinds = kNats | kRabbit,
             .doc = "user name (RabbitMQ: instead of the one in `uri`)"},

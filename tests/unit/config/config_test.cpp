@@ -348,6 +348,29 @@ backups:
             (std::vector<std::string>{"sasl.jaas.config", "sasl.password", "ssl.key.password"}));
 }
 
+TEST(Rabbit, UriWithoutUserMeansGuestAndUserKeyWorks) {
+  Config c = load_string(R"(version: 1
+clusters:
+  r1: {kind: rabbitmq, uri: "amqp://r1:5673/%2F"}
+  r2: {kind: rabbitmq, uri: "amqps://[::1]/v", user: mqdr, password: "${PW}"}
+mirrors:
+  - {name: m, source: r1, target: r2, queues: [q]}
+)",
+                         "t.yaml", options({{"PW", "pw"}}, "/"));
+  const auto& r1 = c.cluster("r1")->rabbitmq;
+  EXPECT_EQ(r1.user, "guest");
+  EXPECT_EQ(r1.password.reveal(), "guest");
+  EXPECT_EQ(r1.port, 5673);
+  EXPECT_EQ(r1.vhost, "/");
+  const auto& r2 = *c.cluster("r2");
+  EXPECT_EQ(r2.rabbitmq.user, "mqdr");
+  EXPECT_EQ(r2.rabbitmq.password.reveal(), "pw");
+  EXPECT_EQ(r2.rabbitmq.host, "::1");
+  EXPECT_EQ(r2.rabbitmq.port, 5671);
+  EXPECT_TRUE(r2.tls.enabled);
+  EXPECT_EQ(c.mirrors[0].rabbitmq.queues, std::vector<std::string>{"q"});
+}
+
 TEST(Secrets, AWorldReadableSecretFileIsAWarning) {
   TempDir dir;
   dir.write("token", "t", 0644);
