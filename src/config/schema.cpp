@@ -1024,12 +1024,12 @@ const Table<FailoverGroupConfig>& failover_table() {
                    "has passed"},
            MQDR_REF(FailoverGroupConfig, x.auto_failback)},
           {{.name = "witnesses", .type = Type::url, .list = true,
-            .doc = "status URLs of other observers (other mqdr instances) that must also see "
-                   "the primary down before an automatic failover"},
+            .doc = "status URLs of other observers (other mqdr instances); before an automatic "
+                   "failover a strict majority of them must also see the primary down"},
            MQDR_REF(FailoverGroupConfig, x.witnesses)},
           {{.name = "fence_hooks", .type = Type::executable, .list = true,
             .doc = "executables run before promotion, e.g. to block the old primary; a failing "
-                   "hook stops the failover"},
+                   "hook stops the failover unless it is forced (`--force`)"},
            MQDR_REF(FailoverGroupConfig, x.fence_hooks)},
           {{.name = "clients", .type = Type::section, .child = "failover[].clients",
             .doc = "how applications learn which side is active"},
@@ -1099,7 +1099,8 @@ const Table<ClientsConfig>& clients_table() {
             .doc = "executables run after the file was written"},
            MQDR_REF(ClientsConfig, x.hooks)},
           {{.name = "hook_timeout", .type = Type::duration, .min = 0, .min_exclusive = true,
-            .max = kMaxDurationMs, .doc = "a hook still running after this is killed"},
+            .max = kMaxDurationMs,
+            .doc = "a hook (clients or fence hook) still running after this is killed"},
            MQDR_REF(ClientsConfig, x.hook_timeout)},
       }};
   return t;

@@ -208,6 +208,138 @@ TEST(Example, ShowsNoSecretInAnyProblem) {
       << all;
 }
 
+// The good/ files load (corpus_test.cpp); here, into what they say.
+Config load_good(const std::string& name, const TempDir& dir) {
+  return load_case(read_case(kSource / "tests/unit/config/good" / name), dir);
+}
+
+TEST(Good, DaemonFull) {
+  TempDir dir;
+  Config c = load_good("daemon-full.yaml", dir);
+  EXPECT_EQ(c.daemon.state_dir, dir.path() / "state");
+  EXPECT_EQ(c.daemon.shutdown_timeout, 90s);
+  EXPECT_EQ(c.daemon.admin.listen, "[::]:9443");
+  EXPECT_EQ(c.daemon.admin.token.reveal(), "t0ken");
+  EXPECT_TRUE(c.daemon.admin.tls.enabled);
+  EXPECT_EQ(c.daemon.admin.tls.cert_file, (dir.path() / "tls/admin.crt").string());
+  EXPECT_EQ(c.daemon.admin.tls.key_password.reveal(), "keypass");
+  EXPECT_EQ(c.daemon.log.level, "debug");
+  EXPECT_EQ(c.daemon.log.format, LogFormat::json);
+}
+
+TEST(Good, KafkaMirrorFull) {
+  TempDir dir;
+  Config c = load_good("kafka-mirror-full.yaml", dir);
+  const auto& east = c.cluster("kafka-east")->kafka;
+  EXPECT_EQ(east.bootstrap_servers, "k1.east:9092,k2.east:9092,[2001:db8::1]:9092");
+  EXPECT_EQ(east.properties.at("socket.keepalive.enable"), "true");
+  EXPECT_EQ(east.properties.at("message.max.bytes"), "2000000");
+  EXPECT_EQ(east.secret_properties, std::vector<std::string>{"sasl.password"});
+  const auto& west = c.cluster("kafka-west")->kafka;
+  EXPECT_EQ(west.properties.at("sasl.jaas.config"),
+            "org.apache.kafka.common.security.plain.PlainLoginModule required;");
+  EXPECT_EQ(west.secret_properties, std::vector<std::string>{"sasl.jaas.config"});
+  const auto& m = c.mirrors.at(0).kafka;
+  EXPECT_EQ(m.rename, "{source}.{topic}");
+  EXPECT_FALSE(m.sync_topic_configs);
+  EXPECT_EQ(m.delivery, Delivery::exactly_once);
+  EXPECT_EQ(m.dead_letter_topic, "mqdr.dead-letters");
+  EXPECT_EQ(m.refresh_interval, 1min);
+  EXPECT_EQ(m.group_sync_interval, 10s);
+  EXPECT_EQ(m.heartbeat_interval, 0s);
+  EXPECT_EQ(m.consumer_properties.at("fetch.max.bytes"), "10485760");
+  EXPECT_EQ(m.producer_properties.at("compression.type"), "zstd");
+}
+
+TEST(Good, NatsMirrorFull) {
+  TempDir dir;
+  Config c = load_good("nats-mirror-full.yaml", dir);
+  const auto& east = *c.cluster("nats-east");
+  EXPECT_EQ(east.nats.credentials_file, (dir.path() / "nats/east.creds").string());
+  EXPECT_EQ(east.nats.domain, "east");
+  EXPECT_FALSE(east.tls.enabled);
+  const auto& west = *c.cluster("nats-west");
+  EXPECT_EQ(west.nats.servers,
+            (std::vector<std::string>{"tls://n1.west:4222", "tls://n2.west:4222"}));
+  EXPECT_EQ(west.nats.nkey_seed_file, (dir.path() / "nats/west.seed").string());
+  EXPECT_EQ(west.nats.api_prefix, "$JS.west.API");
+  EXPECT_TRUE(west.tls.enabled);
+  EXPECT_EQ(c.cluster("nats-third")->nats.password.reveal(), "pw");
+  EXPECT_EQ(c.cluster("nats-fourth")->nats.token.reveal(), "tok");
+  const auto& m = c.mirrors.at(0);
+  EXPECT_EQ(m.kind, ClusterKind::nats);
+  EXPECT_EQ(m.nats.mode, NatsMode::native);
+  EXPECT_EQ(m.nats.refresh_interval, 45s);
+  EXPECT_EQ(m.nats.consumer_sync_interval, 2s);
+  EXPECT_EQ(m.nats.batch, 500);
+  EXPECT_EQ(m.nats.max_inflight, 10000);
+}
+
+TEST(Good, RabbitmqMirrorFull) {
+  TempDir dir;
+  Config c = load_good("rabbitmq-mirror-full.yaml", dir);
+  const auto& east = *c.cluster("rabbit-east");
+  EXPECT_EQ(east.rabbitmq.vhost, "orders/eu");
+  EXPECT_EQ(east.rabbitmq.password.reveal(), "p@ss/word");
+  EXPECT_EQ(east.rabbitmq.port, 5671);
+  EXPECT_EQ(east.tls.server_name, "rabbit.east.example.com");
+  const auto& west = *c.cluster("rabbit-west");
+  EXPECT_EQ(west.rabbitmq.user, "mqdr");
+  EXPECT_EQ(west.rabbitmq.password.reveal(), "pw");
+  EXPECT_EQ(west.rabbitmq.vhost, "/");
+  const auto& m = c.mirrors.at(0).rabbitmq;
+  EXPECT_EQ(m.exchanges, (std::vector<std::string>{"orders", "amq.topic"}));
+  EXPECT_EQ(m.shovel_exchange, "shovelled");
+  EXPECT_FALSE(m.sync_definitions);
+  EXPECT_EQ(m.prefetch, 200);
+  EXPECT_EQ(m.capture_max_length_bytes, 512LL << 20);
+  EXPECT_DOUBLE_EQ(m.capture_alarm_ratio, 0.5);
+  EXPECT_EQ(m.standby_margin, 0);
+  EXPECT_EQ(m.refresh_interval, 10s);
+}
+
+TEST(Good, FailoverFull) {
+  TempDir dir;
+  Config c = load_good("failover-full.yaml", dir);
+  const auto& g = c.failover.at(0);
+  EXPECT_EQ(g.pairs.size(), 2U);
+  EXPECT_EQ(g.pairs[1].standby, "nats-west");
+  EXPECT_EQ(g.health.interval, 500ms);
+  EXPECT_EQ(g.health.failures, 5);
+  EXPECT_EQ(g.hold_down, 0s);
+  EXPECT_TRUE(g.auto_failback);
+  EXPECT_EQ(g.witnesses.size(), 2U);
+  EXPECT_EQ(g.fence_hooks, std::vector<std::string>{(dir.path() / "hooks/fence.sh").string()});
+  EXPECT_EQ(g.clients.format, ClientsFormat::env);
+  EXPECT_EQ(g.clients.hook_timeout, 1min);
+}
+
+TEST(Good, BackupsEveryKind) {
+  TempDir dir;
+  Config c = load_good("backups-every-kind.yaml", dir);
+  ASSERT_EQ(c.backups.size(), 3U);
+  EXPECT_EQ(c.backups[0].kind, ClusterKind::kafka);
+  EXPECT_EQ(c.backups[0].groups, std::vector<std::string>{".*"});
+  EXPECT_EQ(c.backups[1].kind, ClusterKind::nats);
+  EXPECT_EQ(c.backups[1].full_every, 7 * 24h);
+  EXPECT_TRUE(c.backups[1].dir.is_absolute());
+  EXPECT_EQ(c.backups[2].kind, ClusterKind::rabbitmq);
+  EXPECT_EQ(c.backups[2].compression, Compression::none);
+  EXPECT_EQ(c.backups[2].queues, std::vector<std::string>{"invoices"});
+}
+
+TEST(Good, YamlFeatures) {
+  TempDir dir;
+  Config c = load_good("yaml-features.yaml", dir);
+  EXPECT_EQ(c.cluster("b")->kafka.bootstrap_servers, "k1:9092");
+  const auto& m = c.mirrors.at(0).kafka;
+  EXPECT_EQ(m.topics, (std::vector<std::string>{"t.*", "u"}));
+  EXPECT_EQ(m.rename, "{target}.{topic}");
+  EXPECT_TRUE(m.sync_topic_configs);
+  EXPECT_EQ(m.consumer_properties.at("client.rack"), "${not-a-variable}");
+  EXPECT_EQ(c.backups.at(0).topics, m.topics);
+}
+
 TEST(Load, MinimalConfigTakesEveryDefault) {
   std::vector<Problem> warnings;
   Config c = load_string(kBase, "t.yaml", options({}, "/base"), &warnings);

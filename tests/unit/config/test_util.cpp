@@ -2,8 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -72,6 +74,48 @@ std::string read_file(const std::filesystem::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+Case read_case(const std::filesystem::path& file) {
+  Case c;
+  c.file = file;
+  static const std::regex kExpect(R"(^# (expect|warn): (\d+) (.*?): (.+)$)");
+  static const std::regex kEnv(R"(^# env: ([A-Za-z_][A-Za-z0-9_]*)=(.*)$)");
+  static const std::regex kSecret(R"(^# secret: (.+)$)");
+  static const std::regex kFile(R"(^# file: (\S+) ([0-7]{3,4}) ?(.*)$)");
+  std::istringstream in(read_file(file));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_match(line, m, kExpect)) {
+      c.expected.push_back({m[1] == "warn", std::stoi(m[2]), m[3], m[4]});
+    } else if (std::regex_match(line, m, kEnv)) {
+      c.env[m[1]] = m[2];
+    } else if (std::regex_match(line, m, kSecret)) {
+      c.secrets.push_back(m[1]);
+    } else if (std::regex_match(line, m, kFile)) {
+      c.files.push_back({m[1], static_cast<mode_t>(std::stoi(m[2], nullptr, 8)), m[3]});
+    }
+  }
+  return c;
+}
+
+void create_files(const Case& c, const TempDir& dir) {
+  for (const auto& f : c.files) dir.write(f.name, f.content + "\n", f.mode);
+}
+
+std::vector<std::filesystem::path> corpus_files(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".yaml") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+Config load_case(const Case& c, const TempDir& dir, std::vector<Problem>* warnings) {
+  create_files(c, dir);
+  return load(c.file, options(c.env, dir.path()), warnings);
 }
 
 }  // namespace mqdr::config::test

@@ -47,4 +47,33 @@ std::string read_file(const std::filesystem::path& path);
 // Two kafka clusters `a` and `b` and a mirror `m` from a to b: a valid base for small tests.
 extern const char* const kBase;
 
+// A config file of the corpus (bad/ or good/) with what its header comments announce; see
+// bad/README.md.
+struct Case {
+  struct Expectation {
+    bool warning = false;
+    int line = 0;
+    std::string path;
+    std::string substring;
+  };
+  struct File {
+    std::string name;
+    mode_t mode = 0600;
+    std::string content;
+  };
+  std::filesystem::path file;
+  std::vector<Expectation> expected;
+  Env env;
+  std::vector<std::string> secrets;
+  std::vector<File> files;
+};
+
+Case read_case(const std::filesystem::path& file);
+// Creates the case's files in `dir`.
+void create_files(const Case& c, const TempDir& dir);
+// The *.yaml files of a corpus directory, sorted.
+std::vector<std::filesystem::path> corpus_files(const std::filesystem::path& dir);
+// Loads the case with its environment, `dir` as base directory for relative paths.
+Config load_case(const Case& c, const TempDir& dir, std::vector<Problem>* warnings = nullptr);
+
 }  // namespace mqdr::config::test
