@@ -1,6 +1,7 @@
 // The one place where broker kinds are wired into the binary.
 #include "mqdr/cli.hpp"
 #include "mqdr/kafka.hpp"
+#include "mqdr/nats.hpp"
 #include "mqdr/rabbitmq.hpp"
 
 namespace mqdr::cli {
@@ -9,6 +10,7 @@ void register_all_kinds(BrokerRegistry& registry) {
   rabbitmq::register_kind(registry);
   (void)registry;  // each broker area adds its register_kind(registry) call here
   kafka::register_kind(registry);
+  nats::register_kind(registry);
 }
 
 }  // namespace mqdr::cli

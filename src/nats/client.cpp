@@ -1,0 +1,355 @@
+#include "nats/client.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <mutex>
+
+#include <fmt/format.h>
+
+// cnats keeps a received message as one block: the natsMsg struct, then subject, reply, raw
+// header block and payload, each followed by a NUL (natsMsg_create in cnats' msg.c). Its public
+// API only offers headers through a hash map, which loses their order; to keep headers byte for
+// byte we read the block between the reply (or subject) and the payload, and publish through the
+// same constructor, which makes cnats send a header block unchanged. Both are checked: the block
+// must start with the NATS header line, or it is not used.
+extern "C" natsStatus natsMsg_create(natsMsg** newMsg, const char* subject, int subjLen,
+                                     const char* reply, int replyLen, const char* buf,
+                                     int bufLen, int hdrLen);
+static_assert(NATS_VERSION_MAJOR == 3, "raw header access is written for cnats 3.x");
+
+namespace mqdr::nats {
+
+namespace {
+constexpr std::string_view kHeaderLine = "NATS/1.0";
+constexpr std::string_view kCrlf = "\r\n";
+}  // namespace
+
+std::string error_text(natsStatus s, jsErrCode code) {
+  natsStatus last_status = NATS_OK;
+  const char* last = nats_GetLastError(&last_status);
+  std::string text = natsStatus_GetText(s);
+  if (last != nullptr && *last != '\0' && text != last) text = std::string(last);
+  if (static_cast<int>(code) != 0) text += fmt::format(" (JetStream error {})", static_cast<int>(code));
+  return text;
+}
+
+void ensure_library() {
+  static std::once_flag once;
+  std::call_once(once, [] { nats_Open(-1); });
+}
+
+Status Connection::connect(const ClusterConfig& cluster, const std::string& name,
+                           Duration timeout) {
+  ensure_library();
+  natsOptions* raw = nullptr;
+  if (natsOptions_Create(&raw) != NATS_OK) return Status::fatal("cannot allocate NATS options");
+  Ptr<natsOptions> opts(raw);
+  const auto& n = cluster.nats;
+  if (n.servers.empty()) return Status::fatal("cluster " + cluster.name + " has no servers");
+  std::vector<const char*> servers;
+  for (const auto& s : n.servers) servers.push_back(s.c_str());
+  natsStatus s = natsOptions_SetServers(opts.get(), servers.data(), static_cast<int>(servers.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(opts.get(), name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts.get(), std::max<std::int64_t>(timeout.count(), 100));
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts.get(), -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts.get(), 250);
+  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(opts.get(), 64 << 20);
+  if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(opts.get(), 1 << 20);
+  if (s == NATS_OK) s = natsOptions_SetPingInterval(opts.get(), 5000);
+  if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(opts.get(), 3);
+  if (s == NATS_OK && !n.credentials_file.empty()) {
+    s = natsOptions_SetUserCredentialsFromFiles(opts.get(), n.credentials_file.c_str(), nullptr);
+  }
+  if (s == NATS_OK && !n.token.empty()) s = natsOptions_SetToken(opts.get(), n.token.reveal().c_str());
+  if (s == NATS_OK && !n.user.empty()) {
+    s = natsOptions_SetUserInfo(opts.get(), n.user.c_str(), n.password.reveal().c_str());
+  }
+  const auto& tls = cluster.tls;
+  bool secure = tls.enabled;
+  for (const auto& url : n.servers) secure = secure || url.rfind("tls://", 0) == 0;
+  if (s == NATS_OK && secure) {
+    s = natsOptions_SetSecure(opts.get(), true);
+    if (s == NATS_OK && !tls.ca_file.empty())
+      s = natsOptions_LoadCATrustedCertificates(opts.get(), tls.ca_file.c_str());
+    if (s == NATS_OK && !tls.cert_file.empty())
+      s = natsOptions_LoadCertificatesChain(opts.get(), tls.cert_file.c_str(), tls.key_file.c_str());
+    if (s == NATS_OK && !tls.verify) s = natsOptions_SkipServerVerification(opts.get(), true);
+    if (s == NATS_OK && !tls.server_name.empty())
+      s = natsOptions_SetExpectedHostname(opts.get(), tls.server_name.c_str());
+  }
+  if (s != NATS_OK) {
+    return Status::fatal("cluster " + cluster.name + ": bad connection settings: " + error_text(s));
+  }
+  if (!n.nkey_seed_file.empty() && n.credentials_file.empty()) {
+    return Status::fatal("cluster " + cluster.name +
+                         ": nkey_seed_file alone is not supported by the NATS adapter; use "
+                         "credentials_file (a .creds file holds the seed and the user JWT)");
+  }
+  natsConnection* conn = nullptr;
+  s = natsConnection_Connect(&conn, opts.get());
+  if (s != NATS_OK) {
+    return Status::retry("cannot connect to cluster " + cluster.name + ": " + error_text(s));
+  }
+  conn_.reset(conn);
+  return Status::ok();
+}
+
+Status Connection::jetstream(const ClusterConfig& cluster, Duration wait, Ptr<jsCtx>& out,
+                             const jsOptions* base) const {
+  if (!conn_) return Status::retry("not connected to cluster " + cluster.name);
+  jsOptions jo;
+  if (base != nullptr) {
+    jo = *base;
+  } else {
+    jsOptions_Init(&jo);
+  }
+  if (!cluster.nats.api_prefix.empty()) {
+    jo.Prefix = cluster.nats.api_prefix.c_str();
+  } else if (!cluster.nats.domain.empty()) {
+    jo.Domain = cluster.nats.domain.c_str();
+  }
+  jo.Wait = std::max<std::int64_t>(wait.count(), 100);
+  jsCtx* js = nullptr;
+  natsStatus s = natsConnection_JetStream(&js, conn_.get(), &jo);
+  if (s != NATS_OK) return Status::fatal("cannot create JetStream context: " + error_text(s));
+  out.reset(js);
+  return Status::ok();
+}
+
+void Connection::close() {
+  if (conn_) natsConnection_Close(conn_.get());
+  conn_.reset();
+}
+
+std::string_view raw_header_block(natsMsg* msg) {
+  const char* data = natsMsg_GetData(msg);
+  const char* subject = natsMsg_GetSubject(msg);
+  if (data == nullptr || subject == nullptr) return {};
+  const char* reply = natsMsg_GetReply(msg);
+  const char* start = reply != nullptr ? reply + std::strlen(reply) + 1 : subject + std::strlen(subject) + 1;
+  // Without headers the payload follows the subject/reply directly.
+  if (data <= start + 1) return {};
+  std::string_view block(start, static_cast<std::size_t>(data - 1 - start));
+  if (block.substr(0, kHeaderLine.size()) != kHeaderLine) return {};
+  return block;
+}
+
+bool parse_header_block(std::string_view block, std::vector<Header>& out) {
+  out.clear();
+  if (block.empty()) return true;
+  std::size_t eol = block.find(kCrlf);
+  if (eol == std::string_view::npos) return false;
+  std::size_t pos = eol + 2;
+  while (pos < block.size()) {
+    eol = block.find(kCrlf, pos);
+    if (eol == std::string_view::npos) return false;
+    if (eol == pos) break;  // the empty line that ends the block
+    std::string_view line = block.substr(pos, eol - pos);
+    std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return false;
+    std::string_view key = line.substr(0, colon);
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    out.push_back(Header{std::string(key), std::string(value)});
+    pos = eol + 2;
+  }
+  return true;
+}
+
+void append_header_lines(std::string& out, const std::vector<Header>& headers) {
+  for (const auto& h : headers) {
+    out.append(h.key);
+    out.append(": ");
+    if (h.value) out.append(*h.value);
+    out.append(kCrlf);
+  }
+}
+
+Status make_raw_message(const std::string& subject, std::string_view header_block,
+                        std::string_view payload, Ptr<natsMsg>& out) {
+  std::string buf;
+  buf.reserve(header_block.size() + payload.size());
+  buf.append(header_block);
+  buf.append(payload);
+  natsMsg* msg = nullptr;
+  natsStatus s = natsMsg_create(&msg, subject.data(), static_cast<int>(subject.size()), nullptr, 0,
+                                buf.data(), static_cast<int>(buf.size()),
+                                static_cast<int>(header_block.size()));
+  if (s != NATS_OK) return Status::fatal("cannot build a message: " + error_text(s));
+  out.reset(msg);
+  return Status::ok();
+}
+
+std::optional<std::string> last_header_value(std::string_view block, std::string_view key) {
+  std::vector<Header> headers;
+  if (!parse_header_block(block, headers)) return std::nullopt;
+  for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
+    if (it->key == key) return it->value;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> last_relayed_sequence(jsCtx* js, const std::string& stream,
+                                                   const std::string& source_stream,
+                                                   std::string& error) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, js, stream.c_str(), nullptr, &code);
+  if (s != NATS_OK) {
+    if (code == JSStreamNotFoundErr) return 0;
+    error = "stream info of " + stream + " on the target: " + error_text(s, code);
+    return std::nullopt;
+  }
+  Ptr<jsStreamInfo> info(si);
+  const std::uint64_t last = info->State.LastSeq;
+  if (info->State.Msgs == 0 || last == 0) return 0;
+  natsMsg* raw = nullptr;
+  s = js_GetMsg(&raw, js, stream.c_str(), last, nullptr, &code);
+  if (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr) return 0;
+  if (s != NATS_OK) {
+    error = "last message of " + stream + " on the target: " + error_text(s, code);
+    return std::nullopt;
+  }
+  Ptr<natsMsg> msg(raw);
+  // js_GetMsg returns a message whose headers were decoded from JSON; read them through the API.
+  const char* from = nullptr;
+  const char* seq = nullptr;
+  if (natsMsgHeader_Get(msg.get(), std::string(kSourceStreamHeader).c_str(), &from) != NATS_OK ||
+      natsMsgHeader_Get(msg.get(), std::string(kSourceSeqHeader).c_str(), &seq) != NATS_OK) {
+    return 0;
+  }
+  // With several hops the last value is ours: read them all.
+  const char** values = nullptr;
+  int count = 0;
+  std::string from_value = from;
+  if (natsMsgHeader_Values(msg.get(), std::string(kSourceStreamHeader).c_str(), &values, &count) ==
+          NATS_OK &&
+      count > 0) {
+    from_value = values[count - 1];
+    free(const_cast<char**>(values));
+  }
+  std::string seq_value = seq;
+  values = nullptr;
+  count = 0;
+  if (natsMsgHeader_Values(msg.get(), std::string(kSourceSeqHeader).c_str(), &values, &count) ==
+          NATS_OK &&
+      count > 0) {
+    seq_value = values[count - 1];
+    free(const_cast<char**>(values));
+  }
+  if (from_value != source_stream) return 0;
+  try {
+    return std::stoull(seq_value);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+std::string api_prefix_of(const ClusterConfig& cluster) {
+  if (!cluster.nats.api_prefix.empty()) return cluster.nats.api_prefix;
+  if (!cluster.nats.domain.empty()) return "$JS." + cluster.nats.domain + ".API";
+  return "$JS.API";
+}
+
+Status Puller::open(natsConnection* conn, const ClusterConfig& cluster, const std::string& stream,
+                    const std::string& consumer, int batch) {
+  conn_ = conn;
+  cluster_ = cluster.name;
+  stream_ = stream;
+  batch_ = std::max(1, batch);
+  next_subject_ = api_prefix_of(cluster) + ".CONSUMER.MSG.NEXT." + stream + "." + consumer;
+  natsInbox* inbox = nullptr;
+  natsStatus s = natsInbox_Create(&inbox);
+  if (s != NATS_OK) return Status::fatal("cannot create an inbox: " + error_text(s));
+  inbox_ = inbox;
+  natsInbox_Destroy(inbox);
+  natsSubscription* sub = nullptr;
+  s = natsConnection_SubscribeSync(&sub, conn_, inbox_.c_str());
+  if (s != NATS_OK) return Status::retry("cannot subscribe for " + stream + ": " + error_text(s));
+  natsSubscription_SetPendingLimits(sub, -1, -1);
+  sub_.reset(sub);
+  requests_.clear();
+  return Status::ok();
+}
+
+Status Puller::request_more() {
+  // Long-poll requests: the server answers as messages arrive, or with 408 at expiry.
+  constexpr std::int64_t kExpiresNs = 10LL * 1000 * 1000 * 1000;
+  while (requests_.size() < 2) {
+    const std::string body = "{\"batch\":" + std::to_string(batch_) + ",\"expires\":" +
+                             std::to_string(kExpiresNs) + "}";
+    natsStatus s = natsConnection_PublishRequest(conn_, next_subject_.c_str(), inbox_.c_str(),
+                                                 body.data(), static_cast<int>(body.size()));
+    if (s != NATS_OK) return Status::retry("pull request on " + stream_ + ": " + error_text(s));
+    requests_.push_back(batch_);
+    last_activity_ = std::chrono::steady_clock::now();
+  }
+  return Status::ok();
+}
+
+Status Puller::next(std::size_t max, Duration wait, const std::function<void(natsMsg*)>& on_msg) {
+  if (!sub_) return Status::retry("stream " + stream_ + " is not open");
+  // Requests lost with a broken connection are never answered: forget them after their expiry.
+  if (!requests_.empty() && std::chrono::steady_clock::now() - last_activity_ > std::chrono::seconds(12)) {
+    requests_.clear();
+  }
+  Status st = request_more();
+  if (!st.is_ok()) return st;
+  bool first = true;
+  std::size_t got = 0;
+  while (got < max) {
+    natsMsg* raw = nullptr;
+    natsStatus s = natsSubscription_NextMsg(&raw, sub_.get(), first ? std::max<std::int64_t>(wait.count(), 0) : 0);
+    if (s == NATS_TIMEOUT) break;
+    if (s == NATS_NO_RESPONDERS) {
+      requests_.clear();
+      return Status::retry("JetStream of cluster " + cluster_ + " does not answer");
+    }
+    if (s != NATS_OK) return Status::retry("reading " + stream_ + ": " + error_text(s));
+    Ptr<natsMsg> msg(raw);
+    last_activity_ = std::chrono::steady_clock::now();
+    if (natsMsg_GetReply(msg.get()) == nullptr) {
+      // A control message: 100 heartbeat, 404/408 end of a request, 409 a problem.
+      const char* status = nullptr;
+      natsMsgHeader_Get(msg.get(), "Status", &status);
+      const std::string code = status != nullptr ? status : "";
+      if (code == "100") continue;
+      if (!requests_.empty()) requests_.pop_front();
+      const char* desc = nullptr;
+      natsMsgHeader_Get(msg.get(), "Description", &desc);
+      const std::string text = desc != nullptr ? desc : "";
+      if (code == "409" && text.find("Consumer Deleted") != std::string::npos) {
+        return Status::retry("consumer of " + stream_ + " was deleted");
+      }
+      if (!(st = request_more()).is_ok()) return st;
+      continue;
+    }
+    first = false;
+    ++got;
+    if (!requests_.empty() && --requests_.front() <= 0) {
+      requests_.pop_front();
+      if (!(st = request_more()).is_ok()) return st;
+    }
+    on_msg(msg.get());
+  }
+  return Status::ok();
+}
+
+void Puller::close() {
+  sub_.reset();
+  requests_.clear();
+}
+
+std::string consumer_name_for(const std::string& mirror) {
+  std::string out = "mqdr-";
+  for (char c : mirror) {
+    const bool bad = c == '.' || c == '*' || c == '>' || c == '/' || c == '\\' ||
+                     std::isspace(static_cast<unsigned char>(c)) != 0;
+    out.push_back(bad ? '_' : c);
+  }
+  return out;
+}
+
+}  // namespace mqdr::nats
