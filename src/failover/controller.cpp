@@ -115,6 +115,7 @@ struct FailoverController::Impl {
     std::vector<std::string> failing_primaries;     // of the last round
     std::optional<std::chrono::system_clock::time_point> first_failure;  // current outage
     std::string persist_error;
+    std::vector<std::future<bool>> background;      // mirror stops not waited for
     std::uint64_t failovers = 0;
     std::uint64_t failbacks = 0;
     std::jthread thread;
@@ -484,7 +485,14 @@ struct FailoverController::Impl {
         if (e.drained || e.gave_up) continue;
         e.last = current_lag(e.m, e.ops.get(), g.cfg.health.timeout, e.how);
         if (first_round) e.first = e.last;
-        if (e.last.records == 0) {
+        // A reverse mirror that has not reached `running` yet has not read anything: its zero
+        // lag would mean nothing.
+        bool worker_running = failover_drain;
+        if (!failover_drain) {
+          auto snap = stats(e.m.name);
+          worker_running = snap && snap->state == "running";
+        }
+        if (e.last.records == 0 && worker_running) {
           e.drained = true;
         } else {
           all = false;
@@ -532,17 +540,36 @@ struct FailoverController::Impl {
   std::optional<StepResult> step_stop_mirrors(Group& g, const SwitchInfo& s) {
     StepResult r;
     nlohmann::json per = nlohmann::json::object();
+    // A worker whose source died may take long to stop (its client waits for the dead cluster).
+    // Then there is nothing left to read from it, so the switch does not wait for more than
+    // health.timeout: the stop goes on in the background (joined before the controller ends).
+    bool wait_all = s.kind == SwitchKind::failback || primary_answers(g);
+    std::vector<std::pair<std::string, std::future<bool>>> stops;
     for (const auto& m : leaving_mirrors(g, s.kind)) {
-      bool stopped = false;
-      std::string error;
-      try {
-        stopped = mirrors.stop ? mirrors.stop(m.name) : false;
-      } catch (const std::exception& e) {
-        error = e.what();
+      auto stop = mirrors.stop;
+      auto name = m.name;
+      stops.emplace_back(name, std::async(std::launch::async, [stop, name] {
+                           try {
+                             return stop ? stop(name) : false;
+                           } catch (const std::exception& e) {
+                             spdlog::error("mirror={} cannot be stopped: {}", name, e.what());
+                             return false;
+                           }
+                         }));
+    }
+    auto deadline = std::chrono::steady_clock::now() + g.cfg.health.timeout;
+    for (auto& [name, f] : stops) {
+      if (!wait_all && f.wait_until(deadline) != std::future_status::ready) {
+        per[name] = {{"stopped_in_time", false}, {"stopping_in_background", true}};
+        spdlog::warn("group={} mirror={} still stopping (its source is down); not waiting",
+                     g.cfg.name, name);
+        std::lock_guard lock(g.mu);
+        g.background.push_back(std::move(f));
+        continue;
       }
-      per[m.name] = {{"stopped_in_time", stopped}};
-      if (!error.empty()) per[m.name]["error"] = error;
-      spdlog::info("group={} mirror={} stopped (in time: {})", g.cfg.name, m.name, stopped);
+      bool stopped = f.get();
+      per[name] = {{"stopped_in_time", stopped}};
+      spdlog::info("group={} mirror={} stopped (in time: {})", g.cfg.name, name, stopped);
     }
     r.detail["mirrors"] = per;
     return r;
@@ -611,6 +638,11 @@ struct FailoverController::Impl {
     StepResult r;
     nlohmann::json per = nlohmann::json::object();
     nlohmann::json unchecked = nlohmann::json::array();
+    // With the side being left down only the other side can be read: keep that short, it is
+    // on the way to the clients switch.
+    bool source_up = s.kind == SwitchKind::failback || primary_answers(g);
+    Duration deadline = source_up ? g.cfg.drain_timeout : g.cfg.health.timeout;
+    r.detail["deadline_ms"] = deadline.count();
     for (const auto& m : leaving_mirrors(g, s.kind)) {
       nlohmann::json d;
       MirrorOpsPtr ops;
@@ -626,7 +658,7 @@ struct FailoverController::Impl {
         continue;
       }
       try {
-        auto v = ops->verify(g.cfg.drain_timeout);
+        auto v = ops->verify(deadline);
         d = {{"equal", v.equal}, {"detail", v.detail}, {"unchecked", v.unchecked}};
         if (!v.first_difference.empty()) d["first_difference"] = v.first_difference;
         for (const auto& u : v.unchecked) unchecked.push_back(m.name + ": " + u);
@@ -1044,12 +1076,15 @@ struct FailoverController::Impl {
         continue;
       }
       if (clock.steady() >= next_probe) {
+        // Rounds start every `interval` (not `interval` after a slow round ended): a dead
+        // cluster's probe takes up to `timeout`, which must not stretch the detection.
+        auto round_start = clock.steady();
         try {
           probe_round(g);
         } catch (const std::exception& e) {
           spdlog::error("group={} probe round failed: {}", g.cfg.name, e.what());
         }
-        next_probe = clock.steady() + g.cfg.health.interval;
+        next_probe = round_start + g.cfg.health.interval;
       }
     }
   }
@@ -1125,6 +1160,12 @@ void FailoverController::stop() {
   }
   for (auto& g : impl_->groups) {
     if (g->thread.joinable()) g->thread.join();
+    std::vector<std::future<bool>> background;
+    {
+      std::lock_guard lock(g->mu);
+      background.swap(g->background);
+    }
+    for (auto& f : background) f.wait();  // bounded by MirrorControl::stop's own timeout
   }
   impl_->started = false;
 }
