@@ -140,5 +140,7 @@ void kill_test(bool runner) {
 
 TEST(RabbitKill9, WorkerProcessZeroLossDuplicatesBoundedByPrefetch) { kill_test(true); }
 
+TEST(RabbitKill9, MqdrRunZeroLossDuplicatesBoundedByPrefetch) { kill_test(false); }
+
 }  // namespace
 }  // namespace mqdr::test::rabbit
