@@ -78,6 +78,12 @@ void AdminServer::start() {
     im.server = std::make_unique<httplib::Server>();
   }
   auto& srv = *im.server;
+  // cpp-httplib sets SO_REUSEPORT by default, which would let a second daemon share the admin
+  // port silently; keep only SO_REUSEADDR so a taken port is an error.
+  srv.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   srv.set_keep_alive_max_count(10);
   srv.set_read_timeout(5, 0);
   srv.set_write_timeout(5, 0);
@@ -154,6 +160,11 @@ void AdminServer::start() {
     im.port = port;
   }
   im.thread = std::thread([&srv] { srv.listen_after_bind(); });
+  // httplib ignores a stop() that comes before its loop runs; return only once it runs, so
+  // stop() always takes effect.
+  for (int i = 0; i < 5000 && !srv.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void AdminServer::stop() {

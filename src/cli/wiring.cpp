@@ -7,10 +7,9 @@
 namespace mqdr::cli {
 
 void register_all_kinds(BrokerRegistry& registry) {
-  rabbitmq::register_kind(registry);
-  (void)registry;  // each broker area adds its register_kind(registry) call here
   kafka::register_kind(registry);
   nats::register_kind(registry);
+  rabbitmq::register_kind(registry);
 }
 
 }  // namespace mqdr::cli

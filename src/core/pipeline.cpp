@@ -66,7 +66,9 @@ Status Pipeline::step(bool& idle) {
     Lag lag = source_.lag();
     stats_->set_lag(lag.records, lag.seconds);
   }
-  return poll_and_commit(Duration(0));
+  // When nothing new came in, wait a little for confirmations instead of spinning on empty
+  // reads and polls while records are in flight.
+  return poll_and_commit(idle ? options_.poll_wait : Duration(0));
 }
 
 Status Pipeline::poll_and_commit(Duration wait) {

@@ -1,5 +1,8 @@
 #include <httplib.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -24,12 +27,25 @@ std::filesystem::path temp_dir(const std::string& name) {
   return dir;
 }
 
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
 std::string config_text(const std::filesystem::path& state, const std::string& m2_topics,
                         bool with_m3) {
   std::string text = "version: 1\n"
                      "daemon:\n"
                      "  state_dir: " + state.string() + "\n"
-                     "  admin: { listen: 127.0.0.1:0 }\n"
+                     "  admin: { listen: 127.0.0.1:" + std::to_string(free_port()) + " }\n"
                      "clusters:\n"
                      "  a: { kind: kafka, bootstrap_servers: 127.0.0.1:1 }\n"
                      "  b: { kind: kafka, bootstrap_servers: 127.0.0.1:2 }\n"

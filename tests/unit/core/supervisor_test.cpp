@@ -17,9 +17,13 @@ class FakeClock : public Clock {
  public:
   std::chrono::steady_clock::time_point now() const override { return now_; }
   bool sleep_for(std::chrono::milliseconds d, std::stop_token cancel) override {
-    std::lock_guard lock(mu);
-    sleeps.push_back(d);
-    now_ += d;
+    {
+      std::lock_guard lock(mu);
+      sleeps.push_back(d);
+      now_ += d;
+    }
+    // Pretend time passed, but yield a little so a restart loop does not spin the CPU.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
     return !cancel.stop_requested();
   }
   std::mutex mu;
@@ -134,6 +138,7 @@ TEST(Supervisor, StopAllStopsEveryWorkerAndReplaceRestartsOne) {
   sup.add("b", [&] { return std::make_unique<BlockingWorker>(stopped); },
           std::make_shared<WorkerStats>("b", "kafka"));
   EXPECT_EQ(stopped.load(), 1);
+  ASSERT_TRUE(eventually([&] { return sup.all_started(); }));
   EXPECT_TRUE(sup.stop_all(5s));
   EXPECT_EQ(stopped.load(), 4);
   EXPECT_TRUE(sup.names().empty());
