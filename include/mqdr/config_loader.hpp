@@ -44,6 +44,11 @@ struct LoadOptions {
   // Base for relative paths (*_file keys, state_dir, dir, hooks, ...); defaults to the config
   // file's directory. Every path in the loaded Config is absolute.
   std::optional<std::filesystem::path> base_dir;
+  // false: check everything that does not depend on the host that will run the config (for
+  // validating a deployment's config on another machine, e.g. in CI): files named by `*_file`
+  // and `tls.*` keys and hooks are not opened, and an unset ${NAME} without a default stands for
+  // the text "NAME". `mqdr validate --no-host-checks`.
+  bool host_checks = true;
 };
 
 // Parses and validates. Throws config::Error listing every problem. Warnings are returned through

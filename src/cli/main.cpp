@@ -34,10 +34,12 @@ std::optional<Config> load_or_report(const std::string& file, bool print_warning
   }
 }
 
-int validate(const std::string& file) {
+int validate(const std::string& file, bool host_checks) {
   std::vector<config::Problem> warnings;
   try {
-    Config c = config::load(file, {}, &warnings);
+    config::LoadOptions options;
+    options.host_checks = host_checks;
+    Config c = config::load(file, options, &warnings);
     for (const auto& w : warnings) std::cerr << w.str() << "\n";
     std::cout << file << ": ok (" << c.clusters.size() << " clusters, " << c.mirrors.size()
               << " mirrors, " << c.failover.size() << " failover groups, " << c.backups.size()
@@ -71,6 +73,10 @@ int main(int argc, char** argv) {
   auto* validate_cmd =
       app.add_subcommand("validate", "Check a config, print every problem, exit 0 or 2");
   validate_cmd->add_option("-c,--config", config_file, "Config file")->required();
+  bool no_host_checks = false;
+  validate_cmd->add_flag("--no-host-checks", no_host_checks,
+                         "Check a config meant for another machine: do not open the files it "
+                         "names (secrets, TLS, hooks) nor require its ${ENV} variables");
 
   bool json = false;
   auto* status = app.add_subcommand("status", "Ask the running daemon: mirrors, lag, clusters, failover");
@@ -96,7 +102,7 @@ int main(int argc, char** argv) {
 
   try {
     if (*run) return run_daemon(config_file, registry);
-    if (*validate_cmd) return validate(config_file);
+    if (*validate_cmd) return validate(config_file, !no_host_checks);
     if (*status) {
       auto c = load_or_report(config_file, false);
       if (!c) return kUsageError;

@@ -8,8 +8,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <sstream>
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
 
 #include "config/reader.hpp"
 #include "config/schema.hpp"
@@ -106,6 +110,67 @@ std::string flow_hint(std::string_view text, const YAML::Mark& mark) {
   return "; inside [ ] or { }, quote values that use ${...}, e.g. [\"${NAME}\"]";
 }
 
+// Counts the documents of the stream and whether each one is empty, without building nodes.
+class DocumentScan : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    start = mark;
+    empty = true;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { empty = false; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    empty = false;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    empty = false;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    empty = false;
+  }
+  void OnMapEnd() override {}
+
+  YAML::Mark start;
+  bool empty = true;
+};
+
+struct Documents {
+  int count = 0;
+  std::optional<YAML::Mark> second;  // where a second document starts
+  std::optional<YAML::Mark> stuck;   // where the parser stopped making progress
+};
+
+// yaml-cpp 0.7's LoadAll() never returns on some invalid input (a stray ',' in block context:
+// yaml-cpp issue #1040, fixed upstream by PR #1319): the parser keeps producing empty documents
+// at the same position, each one allocated, until memory runs out. Walk the documents here,
+// stop after the second, and call an empty document that starts where the previous one did a
+// syntax error at that position.
+Documents scan_documents(std::string_view body) {
+  Documents out;
+  std::stringstream stream{std::string(body)};
+  YAML::Parser parser(stream);
+  std::optional<YAML::Mark> previous;
+  // Three documents at most: enough to see a second one, and a stuck parser after an empty
+  // first document ("," alone) or after a good one ("- a" then ",").
+  for (int i = 0; i < 3; ++i) {
+    DocumentScan scan;
+    if (!parser.HandleNextDocument(scan)) break;
+    if (scan.empty && previous && previous->pos == scan.start.pos) {
+      out.stuck = scan.start;
+      break;
+    }
+    if (out.count == 1) out.second = scan.start;
+    previous = scan.start;
+    ++out.count;
+  }
+  return out;
+}
+
 // yaml-cpp's messages, minus the fragments of content some of them end with (a character of a
 // bad escape may belong to a secret).
 std::string yaml_message(const std::string& msg) {
@@ -134,9 +199,27 @@ void parse_text(detail::Parser& p, const std::string& text) {
   if (body.starts_with("\xEF\xBB\xBF")) body.remove_prefix(3);  // a UTF-8 byte order mark
   if (!check_bytes(p, body)) return;
 
-  std::vector<YAML::Node> docs;
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(std::string(body));
+    auto docs = scan_documents(body);
+    if (docs.stuck) {
+      std::string what = "the parser cannot go on here";
+      auto at = static_cast<std::size_t>(std::max(docs.stuck->pos, 0));
+      if (at < body.size() && std::string_view(",]}").find(body[at]) != std::string_view::npos) {
+        what = fmt::format("unexpected '{}'", body[at]);
+      }
+      p.error(*docs.stuck, "", "invalid YAML: " + what);
+      return;
+    }
+    if (docs.count == 0) {
+      p.file_error("the file is empty; a config starts with 'version: 1'");
+      return;
+    }
+    if (docs.second) {
+      p.error(*docs.second, "",
+              "a second YAML document (after '---'); a config file holds exactly one");
+    }
+    root = YAML::Load(std::string(body));  // the first document
   } catch (const YAML::Exception& e) {
     p.error(e.mark, "", "invalid YAML: " + yaml_message(e.msg) + flow_hint(body, e.mark));
     return;
@@ -144,15 +227,10 @@ void parse_text(detail::Parser& p, const std::string& text) {
     p.file_error(std::string("cannot parse the YAML: ") + e.what());
     return;
   }
-  if (docs.empty() || docs.front().IsNull()) {
+  if (root.IsNull()) {
     p.file_error("the file is empty; a config starts with 'version: 1'");
     return;
   }
-  if (docs.size() > 1) {
-    p.error(docs[1].Mark(), "",
-            "a second YAML document (after '---'); a config file holds exactly one");
-  }
-  const YAML::Node& root = docs.front();
   if (!root.IsMap()) {
     p.error(root.Mark(), "",
             "the top level must be a mapping of keys (version: 1, clusters: ..., mirrors: ...), "
