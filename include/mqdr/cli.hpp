@@ -27,6 +27,14 @@ void register_all_kinds(BrokerRegistry& registry);
 using CommandSetup = std::function<std::function<int()>(CLI::App& app, const BrokerRegistry&)>;
 void add_command(CommandSetup setup);
 
+// `mqdr verify` (src/cli/verify.cpp): --mirror is answered here, --backup DIR by
+// `verify_backup` (the backup area), which returns the exit code.
+void register_verify_command(std::function<int(const std::string& dir)> verify_backup);
+
+// Registers the commands and daemon extensions of every feature built into this binary
+// (src/cli/wiring.cpp); main() calls it once.
+void register_all_features();
+
 int main(int argc, char** argv);
 
 }  // namespace mqdr::cli

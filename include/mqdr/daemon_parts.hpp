@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -47,6 +48,39 @@ class ClusterMonitor {
   std::jthread thread_;
 };
 
+class Daemon;
+
+// A feature that runs inside the daemon beside the mirror workers (the failover controller, the
+// backup scheduler). The Daemon owns its extensions and calls them from its main thread, except
+// add_status() and metrics(), which admin threads call at any time.
+class DaemonExtension {
+ public:
+  virtual ~DaemonExtension() = default;
+  // Admin POST routes (regex pattern, handler), asked once before the admin server starts. The
+  // handlers must stay valid across reload().
+  virtual std::vector<std::pair<std::string, AdminServer::PostHandler>> post_routes() { return {}; }
+  // False for a configured mirror the daemon must not start now (e.g. the forward mirror of a
+  // failed-over group).
+  virtual bool should_run(const std::string& /*mirror*/) const { return true; }
+  // After the admin server and the configured mirrors started.
+  virtual void start() {}
+  // Before the mirrors stop.
+  virtual void stop() {}
+  // SIGHUP with a valid new config: called after removed mirrors stopped and before changed ones
+  // start (so should_run() already answers for the new config).
+  virtual void reload(ConfigPtr /*next*/) {}
+  // Adds its sections to /v1/status (e.g. "failover", "backups").
+  virtual void add_status(nlohmann::json& /*status*/) const {}
+  virtual std::vector<MetricFamily> metrics() const { return {}; }
+};
+
+// Makes a feature's extension for a daemon about to start; nullptr when the config does not use
+// the feature. May throw std::runtime_error (the daemon then refuses to start, exit 1).
+using ExtensionFactory = std::function<std::unique_ptr<DaemonExtension>(Daemon&, ConfigPtr)>;
+// Registered once by the binary's wiring (src/cli/wiring.cpp); run_daemon() uses every one.
+void add_daemon_extension(ExtensionFactory factory);
+const std::vector<ExtensionFactory>& daemon_extensions();
+
 // Owns the running topology. start()/stop()/reload() are called from the main thread; status()
 // and metrics() from admin threads.
 class Daemon {
@@ -54,40 +88,39 @@ class Daemon {
   Daemon(ConfigPtr config, const BrokerRegistry& registry);
   ~Daemon();
 
-  // Before start(): POST routes of the admin API and extra status/metrics providers
-  // (failover, backups).
-  void add_post_route(std::string pattern, AdminServer::PostHandler handler);
-  void set_extra_status(std::function<nlohmann::json(const std::string& section)> f) {
-    extra_status_ = std::move(f);
-  }
-  void set_extra_metrics(std::function<std::vector<MetricFamily>()> f) {
-    extra_metrics_ = std::move(f);
-  }
+  // Before start().
+  void add_extension(std::unique_ptr<DaemonExtension> extension);
 
   void start();  // throws when the admin server cannot bind
   void stop();
   bool reload(ConfigPtr next);
 
+  // Starts (or replaces) the worker of a mirror; the mirror config may be one that is not in the
+  // config file (the failover controller's reverse mirrors).
   void start_mirror(const MirrorConfig& mirror);
+  // Stops a worker, draining it within shutdown_timeout; false when it did not stop in time or
+  // was not running.
   bool stop_mirror(const std::string& name);
+  // The live figures of a running worker.
+  std::optional<StatsSnapshot> mirror_stats(const std::string& name) const;
 
   nlohmann::json status() const;
   std::vector<MetricFamily> metrics() const;
   const Supervisor& supervisor() const { return supervisor_; }
-  ConfigPtr config() const { return config_; }
+  ConfigPtr config() const;
+  const BrokerRegistry& registry() const { return registry_; }
   int admin_port() const { return admin_ ? admin_->port() : 0; }
 
  private:
   WorkerFactory mirror_factory(const MirrorConfig& mirror, const WorkerStatsPtr& stats);
+  bool should_run(const std::string& mirror) const;
 
   ConfigPtr config_;
   const BrokerRegistry& registry_;
   Supervisor supervisor_;
   ClusterMonitor monitor_;
   std::unique_ptr<AdminServer> admin_;
-  std::vector<std::pair<std::string, AdminServer::PostHandler>> post_routes_;
-  std::function<nlohmann::json(const std::string&)> extra_status_;
-  std::function<std::vector<MetricFamily>()> extra_metrics_;
+  std::vector<std::unique_ptr<DaemonExtension>> extensions_;
   mutable std::mutex mu_;
   std::map<std::string, WorkerStatsPtr> mirror_stats_;
   std::atomic<bool> ready_{false};

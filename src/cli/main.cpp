@@ -61,6 +61,7 @@ void add_command(CommandSetup setup) { extra_commands().push_back(std::move(setu
 int main(int argc, char** argv) {
   BrokerRegistry registry;
   register_all_kinds(registry);
+  register_all_features();
 
   CLI::App app{"mqdr: disaster recovery for Kafka, NATS JetStream and RabbitMQ"};
   app.require_subcommand(1);

@@ -1,5 +1,10 @@
-// The one place where broker kinds are wired into the binary.
+// The one place where broker kinds and features are wired into the binary.
+#include <iostream>
+
 #include "mqdr/cli.hpp"
+#include "mqdr/daemon_parts.hpp"
+#include "mqdr/failover_commands.hpp"
+#include "mqdr/failover_extension.hpp"
 #include "mqdr/kafka.hpp"
 #include "mqdr/nats.hpp"
 #include "mqdr/rabbitmq.hpp"
@@ -10,6 +15,18 @@ void register_all_kinds(BrokerRegistry& registry) {
   kafka::register_kind(registry);
   nats::register_kind(registry);
   rabbitmq::register_kind(registry);
+}
+
+void register_all_features() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  add_daemon_extension(&make_failover_extension);
+  failover::register_commands();
+  register_verify_command([](const std::string& dir) {
+    std::cerr << "mqdr verify --backup " << dir << ": this build has no backup support\n";
+    return kRuntimeError;
+  });
 }
 
 }  // namespace mqdr::cli

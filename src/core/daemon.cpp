@@ -122,14 +122,49 @@ Daemon::Daemon(ConfigPtr config, const BrokerRegistry& registry)
 
 Daemon::~Daemon() { stop(); }
 
+std::vector<ExtensionFactory>& extension_registry() {
+  static std::vector<ExtensionFactory> factories;
+  return factories;
+}
+
+void add_daemon_extension(ExtensionFactory factory) {
+  extension_registry().push_back(std::move(factory));
+}
+
+const std::vector<ExtensionFactory>& daemon_extensions() { return extension_registry(); }
+
+ConfigPtr Daemon::config() const {
+  std::lock_guard lock(mu_);
+  return config_;
+}
+
+void Daemon::add_extension(std::unique_ptr<DaemonExtension> extension) {
+  if (extension) extensions_.push_back(std::move(extension));
+}
+
+bool Daemon::should_run(const std::string& mirror) const {
+  for (const auto& e : extensions_) {
+    if (!e->should_run(mirror)) return false;
+  }
+  return true;
+}
+
+std::optional<StatsSnapshot> Daemon::mirror_stats(const std::string& name) const {
+  if (!supervisor_.has(name)) return std::nullopt;
+  auto stats = supervisor_.stats(name);
+  if (!stats) return std::nullopt;
+  return stats->snapshot();
+}
+
 WorkerFactory Daemon::mirror_factory(const MirrorConfig& mirror, const WorkerStatsPtr& stats) {
+  const ConfigPtr config = this->config();
   MirrorContext ctx;
-  ctx.config = config_;
+  ctx.config = config;
   ctx.mirror = mirror;
-  ctx.source = *config_->cluster(mirror.source);
-  ctx.target = *config_->cluster(mirror.target);
+  ctx.source = *config->cluster(mirror.source);
+  ctx.target = *config->cluster(mirror.target);
   ctx.stats = stats;
-  ctx.state_dir = config_->daemon.state_dir / "mirrors" / mirror.name;
+  ctx.state_dir = config->daemon.state_dir / "mirrors" / mirror.name;
   const BrokerKind* kind = registry_.find(mirror.kind);
   if (kind == nullptr || !kind->make_mirror) {
     std::string why = std::string("mirroring between ") + to_string(mirror.kind) +
@@ -159,7 +194,8 @@ void Daemon::start_mirror(const MirrorConfig& mirror) {
 
 bool Daemon::stop_mirror(const std::string& name) {
   spdlog::info("mirror={} stopping", name);
-  return supervisor_.remove(name, config_->daemon.shutdown_timeout);
+  if (!supervisor_.has(name)) return false;
+  return supervisor_.remove(name, config()->daemon.shutdown_timeout);
 }
 
 void Daemon::start() {
@@ -168,22 +204,28 @@ void Daemon::start() {
       cfg.daemon.admin,
       AdminServer::Handlers{[this] { return ready_.load(); }, [this] { return status(); },
                             [this] { return metrics(); }});
-  for (auto& [pattern, handler] : post_routes_) admin_->add_post(pattern, handler);
+  for (auto& e : extensions_) {
+    for (auto& [pattern, handler] : e->post_routes()) admin_->add_post(pattern, handler);
+  }
   admin_->start();
   spdlog::info("admin API listening on {}", cfg.daemon.admin.listen);
   monitor_.start(config_);
-  for (const auto& m : cfg.mirrors) start_mirror(m);
+  for (const auto& m : cfg.mirrors) {
+    if (should_run(m.name)) {
+      start_mirror(m);
+    } else {
+      spdlog::info("mirror={} not started: its failover group is not on its source side", m.name);
+    }
+  }
+  for (auto& e : extensions_) e->start();
   ready_ = true;
-}
-
-void Daemon::add_post_route(std::string pattern, AdminServer::PostHandler handler) {
-  post_routes_.emplace_back(std::move(pattern), std::move(handler));
 }
 
 void Daemon::stop() {
   if (stopped_) return;
   stopped_ = true;
   ready_ = false;
+  for (auto& e : extensions_) e->stop();
   const auto timeout = config_->daemon.shutdown_timeout;
   if (!supervisor_.stop_all(timeout)) {
     spdlog::error("some workers did not stop within {} ms", timeout.count());
@@ -216,9 +258,19 @@ bool Daemon::reload(ConfigPtr next) {
     mirror_stats_.erase(name);
   }
   // Keep the new config alive before workers made from it start.
-  config_ = std::move(next);
-  for (const auto* m : changed) start_mirror(*config_->mirror(m->name));
-  monitor_.start(config_);
+  {
+    std::lock_guard lock(mu_);
+    config_ = next;
+  }
+  for (auto& e : extensions_) e->reload(next);
+  for (const auto* m : changed) {
+    if (should_run(m->name)) {
+      start_mirror(*next->mirror(m->name));
+    } else if (supervisor_.has(m->name)) {
+      stop_mirror(m->name);
+    }
+  }
+  monitor_.start(next);
   spdlog::info("reload: {} mirrors restarted or added, {} removed, {} unchanged", changed.size(),
                removed.size(), config_->mirrors.size() - changed.size());
   return true;
@@ -259,8 +311,8 @@ nlohmann::json Daemon::status() const {
     if (!h.message.empty()) c["message"] = h.message;
     clusters.push_back(std::move(c));
   }
-  out["failover"] = extra_status_ ? extra_status_("failover") : nlohmann::json::array();
-  if (!out["failover"].is_array()) out["failover"] = nlohmann::json::array();
+  out["failover"] = nlohmann::json::array();
+  for (const auto& e : extensions_) e->add_status(out);
   return out;
 }
 
@@ -299,8 +351,8 @@ std::vector<MetricFamily> Daemon::metrics() const {
   MetricFamily build{"mqdr_build_info", "Build information", T::gauge, {{{{"version", MQDR_VERSION}}, 1}}};
   std::vector<MetricFamily> out{records, bytes, lag_records, lag_seconds, errors, restarts,
                                 running, up, probe, build};
-  if (extra_metrics_) {
-    for (auto& f : extra_metrics_()) out.push_back(std::move(f));
+  for (const auto& e : extensions_) {
+    for (auto& f : e->metrics()) out.push_back(std::move(f));
   }
   return out;
 }
@@ -348,6 +400,7 @@ int run_daemon(const std::filesystem::path& config_file, const BrokerRegistry& r
 
   Daemon daemon(config, registry);
   try {
+    for (const auto& factory : daemon_extensions()) daemon.add_extension(factory(daemon, config));
     daemon.start();
   } catch (const std::exception& e) {
     spdlog::error("start failed: {}", e.what());
