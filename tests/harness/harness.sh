@@ -16,8 +16,9 @@
 #   harness.sh rabbitmqctl a|b ARGS...  (also rabbitmq-diagnostics, rabbitmq-plugins, rabbitmq-queues)
 #
 # Components: kafka-a kafka-b nats-a nats-b rabbit-a rabbit-b (the default set, also `default`),
-# nats-native (= nats-hub + nats-leaf), all (= default + nats-native), kafka-a:N (one node of a
-# multi-node kafka-a), epmd (the private Erlang port mapper used by both RabbitMQ nodes).
+# nats-native (= nats-hub + nats-leaf), tls (= kafka-tls + nats-tls + rabbit-a, whose amqps
+# listeners use the same certificates), all (= default + nats-native + tls), kafka-a:N (one node
+# of a multi-node kafka-a), epmd (the private Erlang port mapper used by both RabbitMQ nodes).
 # KAFKA_A_NODES=3 makes kafka-a a 3-node cluster (decided when its log dirs are formatted).
 # See tests/harness/README.md for ports and environment variables.
 set -euo pipefail
@@ -56,6 +57,21 @@ RABBIT_A_PORT=$((35672 + PO)) RABBIT_A_MGMT=$((35673 + PO)) RABBIT_A_DIST=$((356
 RABBIT_B_PORT=$((45672 + PO)) RABBIT_B_MGMT=$((45673 + PO)) RABBIT_B_DIST=$((45674 + PO))
 EPMD_PORT=$((14369 + PO))
 RABBIT_USER=mqdr RABBIT_PASS=mqdr-secret
+# TLS/SASL brokers (`up tls`). kafka-tls: PLAINTEXT (harness and inter-broker use), SSL with a
+# required client certificate, SASL_SSL with SCRAM-SHA-512 and PLAIN, and a second SSL listener
+# on 127.0.0.2, an address the server certificate does not name (hostname-check tests).
+KAFKA_TLS_PLAIN=$((51092 + PO)) KAFKA_TLS_CTRL=$((51093 + PO)) KAFKA_TLS_SSL=$((51094 + PO))
+KAFKA_TLS_SASL=$((51095 + PO)) KAFKA_TLS_OTHER=$((51096 + PO))
+NATS_TLS_PORT=$((54222 + PO)) NATS_TLS_MON=$((58222 + PO))
+# rabbit-a's amqps listeners (client certificate required): 127.0.0.1 and 127.0.0.2.
+RABBIT_A_TLS=$((35675 + PO)) RABBIT_A_TLS_OTHER=$((35676 + PO))
+# Credentials of the TLS brokers: distinctive strings, so tests can grep outputs for them.
+KAFKA_SCRAM_USER=mqdr-scram KAFKA_SCRAM_PASS=scram-pw-h4rn3ss-51
+KAFKA_PLAIN_USER=mqdr-plain KAFKA_PLAIN_PASS=plain-pw-h4rn3ss-52
+NATS_TLS_TOKEN=nats-token-h4rn3ss-53
+RABBIT_TLS_USER=mqdr-tls RABBIT_TLS_PASS=rabbit-pw-h4rn3ss-54
+KAFKA_TLS_CLUSTER_ID=tLsLq1EsQ0mU2hX7kZr9Xw
+TLS_DIR="$HDIR/tls"
 
 # Fixed KRaft cluster ids (base64url of a random UUID), so A and B differ and stay stable.
 KAFKA_A_CLUSTER_ID=wBBOFTTDRMaM4oyszRjaZg
@@ -94,9 +110,11 @@ units_of() {
     kafka-a|kafka-b) n=$(kafka_nodes "$c"); for ((i = 1; i <= n; i++)); do echo "$c:$i"; done ;;
     kafka-a:[1-3]|kafka-b:1) echo "$c" ;;
     nats-a|nats-b|nats-hub|nats-leaf|epmd|rabbit-a|rabbit-b) echo "$c" ;;
+    kafka-tls|nats-tls) echo "$c" ;;
     nats-native) echo nats-hub; echo nats-leaf ;;
+    tls) echo kafka-tls; echo nats-tls; echo rabbit-a ;;
     default) for i in "${DEFAULT_COMPONENTS[@]}"; do units_of "$i"; done ;;
-    all) units_of default; units_of nats-native ;;
+    all) units_of default; units_of nats-native; echo kafka-tls; echo nats-tls ;;
   esac
 }
 # Run in the main shell (not in $(...)) so that `die` ends the script.
@@ -105,10 +123,11 @@ check_components() {
   for c in "$@"; do
     case "$c" in
       kafka-a|kafka-b|nats-a|nats-b|nats-hub|nats-leaf|nats-native|epmd|rabbit-a|rabbit-b|default|all) ;;
+      kafka-tls|nats-tls|tls) ;;
       kafka-a:[1-3]|kafka-b:1)
         [ "${c#*:}" -le "$(kafka_nodes "${c%%:*}")" ] ||
           die "$c: ${c%%:*} has $(kafka_nodes "${c%%:*}") node(s)" ;;
-      *) die "unknown component '$c' (kafka-a kafka-b kafka-a:N nats-a nats-b nats-native nats-hub nats-leaf rabbit-a rabbit-b epmd default all)" ;;
+      *) die "unknown component '$c' (kafka-a kafka-b kafka-a:N nats-a nats-b nats-native nats-hub nats-leaf rabbit-a rabbit-b kafka-tls nats-tls tls epmd default all)" ;;
     esac
   done
 }
@@ -131,7 +150,9 @@ unit_ports() { # ports the unit listens on
     nats-b) echo "$NATS_B_PORT $NATS_B_MON" ;;
     nats-hub) echo "$NATS_HUB_PORT $NATS_HUB_MON $NATS_HUB_LEAF_PORT" ;;
     nats-leaf) echo "$NATS_LEAF_PORT $NATS_LEAF_MON" ;;
-    rabbit-a) echo "$RABBIT_A_PORT $RABBIT_A_MGMT $RABBIT_A_DIST" ;;
+    kafka-tls) echo "$KAFKA_TLS_PLAIN $KAFKA_TLS_CTRL $KAFKA_TLS_SSL $KAFKA_TLS_SASL $KAFKA_TLS_OTHER" ;;
+    nats-tls) echo "$NATS_TLS_PORT $NATS_TLS_MON" ;;
+    rabbit-a) echo "$RABBIT_A_PORT $RABBIT_A_MGMT $RABBIT_A_DIST $RABBIT_A_TLS $RABBIT_A_TLS_OTHER" ;;
     rabbit-b) echo "$RABBIT_B_PORT $RABBIT_B_MGMT $RABBIT_B_DIST" ;;
     epmd) echo "$EPMD_PORT" ;;
   esac
@@ -353,7 +374,7 @@ EOF
   spawn "$u" nats-server -c "$d/nats.conf"
 }
 nats_mon_port() {
-  case "$1" in nats-a) echo $NATS_A_MON ;; nats-b) echo $NATS_B_MON ;;
+  case "$1" in nats-a) echo $NATS_A_MON ;; nats-b) echo $NATS_B_MON ;; nats-tls) echo $NATS_TLS_MON ;;
     nats-hub) echo $NATS_HUB_MON ;; nats-leaf) echo $NATS_LEAF_MON ;; esac
 }
 nats_ready() {
@@ -365,6 +386,164 @@ nats_ready() {
       curl -sf -m 2 "http://127.0.0.1:$mon/jsz" | grep -qE "\"domain\": *\"$dom\"" || return 1
       curl -sf -m 2 "http://127.0.0.1:$mon/leafz" | grep -qE '"leafnodes": *[1-9]' || return 1 ;;
   esac
+}
+
+
+# --- TLS material and the TLS/SASL brokers ------------------------------------------------------
+# A throwaway CA, a server certificate for localhost / 127.0.0.1 (SANs; 127.0.0.2 is deliberately
+# not named), a client certificate, and a second, unrelated CA that must be refused. Made with
+# openssl when missing (kept until `down --wipe`), EC P-256 so it takes a fraction of a second.
+tls_certs() {
+  [ -s "$TLS_DIR/server.pem" ] && [ -s "$TLS_DIR/wrong-ca.pem" ] && return 0
+  command -v openssl >/dev/null || { err "openssl not found (apt-get install openssl)"; return 1; }
+  local t="$TLS_DIR.tmp.$$" out
+  rm -rf "$t"; mkdir -p "$t"
+  if ! out=$(
+    exec 2>&1
+    set -e
+    cd "$t"
+    ca() { # name subject
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -subj "$2" -keyout "$1.key" -out "$1.pem" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    }
+    leaf() { # name subject extensions
+      openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "$2" \
+        -keyout "$1.key" -out "$1.csr"
+      printf '%b' "$3" >"$1.ext"
+      openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
+        -days 3650 -extfile "$1.ext" -out "$1.pem"
+      rm -f "$1.csr" "$1.ext"
+    }
+    ca ca "/CN=mqdr harness CA"
+    ca wrong-ca "/CN=mqdr harness unrelated CA"
+    leaf server "/CN=localhost" \
+      'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n'
+    leaf client "/CN=mqdr-client" \
+      'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n'
+    cat server.key server.pem >server-keystore.pem   # Kafka's PEM key store: key, then chain
+    rm -f wrong-ca.key
+    chmod 600 ./*.key server-keystore.pem
+  ); then
+    err "making the TLS certificates failed: $out"; rm -rf "$t"; return 1
+  fi
+  # Several units may ask at once (they start in parallel): the first complete set wins.
+  if [ -s "$TLS_DIR/server.pem" ]; then rm -rf "$t"; return 0; fi
+  rm -rf "$TLS_DIR" && mv "$t" "$TLS_DIR"
+  log "TLS certificates made in $TLS_DIR (ca.pem, server.pem, client.pem, wrong-ca.pem)"
+}
+
+kafka_tls_prepare() {
+  local d; d=$(unit_dir kafka-tls)
+  mkdir -p "$d/data"
+  cat >"$d/server.properties" <<EOF
+# Generated by tests/harness/harness.sh: kafka-tls (KRaft, one node), TLS and SASL listeners.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_TLS_CTRL
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_TLS_PLAIN,CONTROLLER://127.0.0.1:$KAFKA_TLS_CTRL,SSL://127.0.0.1:$KAFKA_TLS_SSL,SASL_SSL://127.0.0.1:$KAFKA_TLS_SASL,OTHERHOST://127.0.0.2:$KAFKA_TLS_OTHER
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_TLS_PLAIN,SSL://127.0.0.1:$KAFKA_TLS_SSL,SASL_SSL://127.0.0.1:$KAFKA_TLS_SASL,OTHERHOST://127.0.0.2:$KAFKA_TLS_OTHER
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,OTHERHOST:SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/server-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+ssl.client.auth=none
+listener.name.ssl.ssl.client.auth=required
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_PLAIN_USER="$KAFKA_PLAIN_PASS";
+log.dirs=$d/data
+auto.create.topics.enable=false
+delete.topic.enable=true
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=1
+background.threads=2
+log.cleaner.threads=1
+log.cleaner.dedupe.buffer.size=8388608
+EOF
+  cat >"$d/log4j.properties" <<EOF
+# Generated by tests/harness/harness.sh: WARN and above to a file in the node's directory.
+log4j.rootLogger=WARN, file
+log4j.appender.file=org.apache.log4j.RollingFileAppender
+log4j.appender.file.File=$d/server.log
+log4j.appender.file.MaxFileSize=20MB
+log4j.appender.file.MaxBackupIndex=2
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaRaftServer=INFO
+log4j.logger.kafka.server.BrokerServer=INFO
+EOF
+  if [ ! -f "$d/data/meta.properties" ]; then
+    # SCRAM credentials live in the KRaft metadata log; --add-scram writes them at format time.
+    if ! "$JAVA" -Xms32m -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j.configuration="file:$d/log4j.properties" \
+        -cp "$KAFKA_LIB_DIR/core/*" kafka.tools.StorageTool format -t "$KAFKA_TLS_CLUSTER_ID" \
+        -c "$d/server.properties" --ignore-formatted \
+        --add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASS]" \
+        >>"$(unit_log kafka-tls)" 2>&1; then
+      err "kafka-tls: formatting $d/data failed; see $(unit_log kafka-tls)"
+      return 1
+    fi
+  fi
+}
+kafka_tls_start() {
+  local d; d=$(unit_dir kafka-tls)
+  mkdir -p "$d"
+  tls_certs || return 1
+  kafka_tls_prepare || return 1
+  spawn kafka-tls "$JAVA" -Xms64m -Xmx384m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dkafka.logs.dir="$d" \
+    -Dlog4j.configuration="file:$d/log4j.properties" \
+    -cp "$KAFKA_LIB_DIR/core/*" kafka.Kafka "$d/server.properties"
+}
+kafka_tls_ready() { # the SCRAM user gets metadata over SASL_SSL, verifying the server with ca.pem
+  if command -v kcat >/dev/null; then
+    kcat -b "127.0.0.1:$KAFKA_TLS_SASL" -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 \
+      -X "sasl.username=$KAFKA_SCRAM_USER" -X "sasl.password=$KAFKA_SCRAM_PASS" \
+      -X "ssl.ca.location=$TLS_DIR/ca.pem" -L -m 3 -t __mqdr_harness_probe 2>/dev/null |
+      grep -qE "^ *broker 1 at 127\.0\.0\.1:$KAFKA_TLS_SASL\b"
+  else
+    port_open "$KAFKA_TLS_SASL" && grep -q 'Kafka Server started' "$(unit_dir kafka-tls)/server.log" 2>/dev/null
+  fi
+}
+
+nats_tls_start() {
+  local d; d=$(unit_dir nats-tls)
+  tls_certs || return 1
+  mkdir -p "$d/jetstream"
+  cat >"$d/nats.conf" <<EOF
+# Generated by tests/harness/harness.sh: TLS with a required client certificate, token auth.
+server_name: nats-tls
+listen: "127.0.0.1:$NATS_TLS_PORT"
+http: "127.0.0.1:$NATS_TLS_MON"
+tls {
+  cert_file: "$TLS_DIR/server.pem"
+  key_file: "$TLS_DIR/server.key"
+  ca_file: "$TLS_DIR/ca.pem"
+  verify: true
+  timeout: 3
+}
+authorization { token: "$NATS_TLS_TOKEN" }
+jetstream {
+  store_dir: "$d/jetstream"
+  max_memory_store: 64MB
+  max_file_store: 1GB
+}
+EOF
+  command -v nats-server >/dev/null || { err "nats-server not found (apt-get install nats-server)"; return 1; }
+  spawn nats-tls nats-server -c "$d/nats.conf"
 }
 
 # --- RabbitMQ ---------------------------------------------------------------------------------
@@ -420,9 +599,21 @@ rabbit_start() {
   mkdir -p "$d/mnesia" "$d/log"
   echo '[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management].' >"$d/enabled_plugins"
   echo '[].' >"$d/advanced.config"
+  local tls_conf=""
+  if [ "$n" = a ]; then # amqps with a required client certificate, on two loopback addresses
+    tls_certs || return 1
+    tls_conf="listeners.ssl.1 = 127.0.0.1:$RABBIT_A_TLS
+listeners.ssl.2 = 127.0.0.2:$RABBIT_A_TLS_OTHER
+ssl_options.cacertfile = $TLS_DIR/ca.pem
+ssl_options.certfile = $TLS_DIR/server.pem
+ssl_options.keyfile = $TLS_DIR/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = true"
+  fi
   cat >"$d/rabbitmq.conf" <<EOF
 # Generated by tests/harness/harness.sh
 listeners.tcp.default = 127.0.0.1:$port
+$tls_conf
 management.tcp.ip = 127.0.0.1
 management.tcp.port = $mgmt
 # Created when the node's database is first initialised.
@@ -452,11 +643,16 @@ rabbit_ready() {
 }
 rabbit_post_ready() { # idempotent: vhost `orders` with full permissions for the mqdr user
   local mgmt base; mgmt=$(rabbit_mgmt_port "$1"); base="http://127.0.0.1:$mgmt/api"
-  curl -sf -m 10 -u "$RABBIT_USER:$RABBIT_PASS" -X PUT -H 'content-type: application/json' \
-    "$base/vhosts/orders" -d '{}' >/dev/null &&
-  curl -sf -m 10 -u "$RABBIT_USER:$RABBIT_PASS" -X PUT -H 'content-type: application/json' \
-    "$base/permissions/orders/$RABBIT_USER" -d '{"configure":".*","write":".*","read":".*"}' >/dev/null &&
-  curl -sf -m 10 -u "$RABBIT_USER:$RABBIT_PASS" "$base/aliveness-test/orders" | grep -q '"ok"'
+  local -a put=(curl -sf -m 10 -u "$RABBIT_USER:$RABBIT_PASS" -X PUT -H 'content-type: application/json')
+  "${put[@]}" "$base/vhosts/orders" -d '{}' >/dev/null &&
+  "${put[@]}" "$base/permissions/orders/$RABBIT_USER" -d '{"configure":".*","write":".*","read":".*"}' >/dev/null &&
+  curl -sf -m 10 -u "$RABBIT_USER:$RABBIT_PASS" "$base/aliveness-test/orders" | grep -q '"ok"' || return 1
+  if [ "$1" = rabbit-a ]; then # the TLS tests' user (no management tag), and its amqps listeners
+    "${put[@]}" "$base/users/$RABBIT_TLS_USER" -d "{\"password\":\"$RABBIT_TLS_PASS\",\"tags\":\"\"}" >/dev/null &&
+    "${put[@]}" "$base/permissions/%2F/$RABBIT_TLS_USER" -d '{"configure":".*","write":".*","read":".*"}' >/dev/null &&
+    "${put[@]}" "$base/permissions/orders/$RABBIT_TLS_USER" -d '{"configure":".*","write":".*","read":".*"}' >/dev/null &&
+    port_open "$RABBIT_A_TLS" || return 1
+  fi
 }
 rabbit_cli() { # tool a|b args...
   local tool=$1 n=${2:-}; shift 2 || true
@@ -469,6 +665,8 @@ rabbit_cli() { # tool a|b args...
 # --- generic unit operations ------------------------------------------------------------------
 unit_start() {
   case "$1" in
+    kafka-tls) kafka_tls_start ;;
+    nats-tls) nats_tls_start ;;
     kafka-*) kafka_start "$1" ;;
     nats-*) nats_start "$1" ;;
     rabbit-*) rabbit_start "$1" ;;
@@ -477,6 +675,7 @@ unit_start() {
 }
 unit_ready() {
   case "$1" in
+    kafka-tls) kafka_tls_ready ;;
     kafka-*) kafka_ready "$1" ;;
     nats-*) nats_ready "$1" ;;
     rabbit-*) rabbit_ready "$1" ;;
@@ -555,6 +754,10 @@ cmd_up() {
     case "$u" in kafka-*) need_kafka=1 ;; rabbit-*) need_rabbit=1 ;; esac
   done
   [ $need_kafka = 1 ] && fetch_core
+  # Certificates before the units start in parallel (each would otherwise make its own).
+  if printf '%s\n' "${units[@]}" | grep -qxE 'kafka-tls|nats-tls|rabbit-a'; then
+    tls_certs || die "no TLS certificates for the TLS listeners"
+  fi
   if [ $need_rabbit = 1 ]; then
     rabbit_home
     up_unit epmd || die "the private epmd (port $EPMD_PORT) did not start"
@@ -624,6 +827,7 @@ cmd_down() {
         case "$c" in
           kafka-a|kafka-b) rm -rf "${HDIR:?}/$c" ;;
           nats-native) rm -rf "${HDIR:?}/nats-hub" "${HDIR:?}/nats-leaf" ;;
+          tls) rm -rf "${HDIR:?}/kafka-tls" "${HDIR:?}/nats-tls" "$(unit_dir rabbit-a)" "${TLS_DIR:?}" ;;
           default|all) die "use 'down --wipe' without components to wipe everything" ;;
           *) rm -rf "$(unit_dir "$c")" ;;
         esac
@@ -646,7 +850,7 @@ cmd_kill9() {
 cmd_status() {
   local -a units
   if [ $# -eq 0 ]; then
-    mapfile -t units < <(expand_units default; for u in nats-hub nats-leaf epmd; do
+    mapfile -t units < <(expand_units default; for u in nats-hub nats-leaf kafka-tls nats-tls epmd; do
       [ -f "$(unit_pidfile "$u")" ] && echo "$u"; done)
   else
     mapfile -t units < <(expand_units "$@")
@@ -692,6 +896,26 @@ export MQDR_RABBIT_B='$rb'
 export MQDR_RABBIT_B_MGMT='http://127.0.0.1:$RABBIT_B_MGMT'
 export MQDR_RABBIT_USER='$RABBIT_USER'
 export MQDR_RABBIT_PASSWORD='$RABBIT_PASS'
+export MQDR_TLS_DIR='$TLS_DIR'
+export MQDR_TLS_CA='$TLS_DIR/ca.pem'
+export MQDR_TLS_WRONG_CA='$TLS_DIR/wrong-ca.pem'
+export MQDR_TLS_CLIENT_CERT='$TLS_DIR/client.pem'
+export MQDR_TLS_CLIENT_KEY='$TLS_DIR/client.key'
+export MQDR_KAFKA_TLS_PLAINTEXT='127.0.0.1:$KAFKA_TLS_PLAIN'
+export MQDR_KAFKA_TLS_SSL='127.0.0.1:$KAFKA_TLS_SSL'
+export MQDR_KAFKA_TLS_SASL_SSL='127.0.0.1:$KAFKA_TLS_SASL'
+export MQDR_KAFKA_TLS_OTHER_HOST='127.0.0.2:$KAFKA_TLS_OTHER'
+export MQDR_KAFKA_SCRAM_USER='$KAFKA_SCRAM_USER'
+export MQDR_KAFKA_SCRAM_PASSWORD='$KAFKA_SCRAM_PASS'
+export MQDR_KAFKA_PLAIN_USER='$KAFKA_PLAIN_USER'
+export MQDR_KAFKA_PLAIN_PASSWORD='$KAFKA_PLAIN_PASS'
+export MQDR_NATS_TLS='tls://127.0.0.1:$NATS_TLS_PORT'
+export MQDR_NATS_TLS_MONITOR='http://127.0.0.1:$NATS_TLS_MON'
+export MQDR_NATS_TLS_TOKEN='$NATS_TLS_TOKEN'
+export MQDR_RABBIT_A_TLS='amqps://127.0.0.1:$RABBIT_A_TLS'
+export MQDR_RABBIT_A_TLS_OTHER_HOST='amqps://127.0.0.2:$RABBIT_A_TLS_OTHER'
+export MQDR_RABBIT_TLS_USER='$RABBIT_TLS_USER'
+export MQDR_RABBIT_TLS_PASSWORD='$RABBIT_TLS_PASS'
 EOF
 }
 
