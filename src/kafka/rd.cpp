@@ -1,16 +1,64 @@
 #include "kafka/rd.hpp"
 
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
 #include <cstring>
 
+#include "mqdr/tls_errors.hpp"
+
 namespace mqdr::kafka {
 
 namespace {
 
+// Keeps a connection's failure line (facility FAIL at error level: TLS handshake, SASL
+// authentication, ...) in the client's label, with a hint naming the setting to check.
+void note_failure(ClientLabel* label, const char* buf) {
+  std::string text = buf;
+  // librdkafka appends "(after 5ms in state X)": timing noise for an operator.
+  if (auto after = text.rfind(" (after "); after != std::string::npos) text.erase(after);
+  std::lock_guard lock(label->mu);
+  const bool tls_failure = text.find("SSL handshake failed") != std::string::npos ||
+                           text.find("certificate verify failed") != std::string::npos;
+  if (tls_failure && !label->certificate.empty()) {
+    text = label->certificate;
+  } else if (text.find("SASL authentication error") != std::string::npos ||
+             text.find("SASL handshake failed") != std::string::npos) {
+    text += " (check sasl.mechanism, sasl.username and sasl.password in the cluster's properties)";
+  } else if (tls_failure) {
+    text += " (check tls.ca_file, tls.cert_file and tls.key_file, and that the broker's listener "
+            "speaks TLS)";
+  } else if (text.find("Disconnected while requesting ApiVersion") != std::string::npos ||
+             text.find("Receive failed") != std::string::npos) {
+    text += " (is security.protocol right for this listener?)";
+  }
+  label->problem = std::move(text);
+}
+
+// Called by OpenSSL (through librdkafka) for every certificate of the broker's chain; keeps the
+// result OpenSSL reached and explains a failure.
+int cert_verify_cb(rd_kafka_t*, const char* broker_name, int32_t, int* x509_error, int,
+                   const char*, size_t, char* errstr, size_t errstr_size, void* opaque) {
+  if (*x509_error == X509_V_OK) return 1;
+  std::string broker = broker_name != nullptr ? broker_name : "";
+  std::string host = broker;
+  if (auto scheme = host.find("://"); scheme != std::string::npos) host.erase(0, scheme + 3);
+  if (auto slash = host.find('/'); slash != std::string::npos) host.erase(slash);
+  if (auto colon = host.rfind(':'); colon != std::string::npos) host.erase(colon);
+  const std::string why = explain_certificate_error(
+      *x509_error, X509_verify_cert_error_string(*x509_error), host);
+  std::snprintf(errstr, errstr_size, "%s", why.c_str());
+  if (auto* label = static_cast<ClientLabel*>(opaque); label != nullptr) {
+    std::lock_guard lock(label->mu);
+    label->certificate = broker + ": " + why;
+  }
+  return 0;
+}
+
 void log_cb(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
-  const auto* label = static_cast<const ClientLabel*>(rd_kafka_opaque(rk));
+  auto* label = static_cast<ClientLabel*>(rd_kafka_opaque(rk));
+  if (label != nullptr && level <= 3 && std::strcmp(fac, "FAIL") == 0) note_failure(label, buf);
   const std::string& who = label != nullptr ? label->label : std::string("kafka");
   // librdkafka levels are syslog levels; its "error" lines are transient connection noise that
   // it recovers from by itself, so they are warnings here.
@@ -57,16 +105,20 @@ OptionsPtr make_options(rd_kafka_t* rk, rd_kafka_admin_op_t op, int timeout_ms) 
 }
 
 // Waits for the admin result on `q`; throws on timeout or a request-level error.
-EventPtr wait_result(rd_kafka_queue_t* q, int timeout_ms, const char* what) {
+EventPtr wait_result(rd_kafka_t* rk, rd_kafka_queue_t* q, int timeout_ms, const char* what) {
   EventPtr ev(rd_kafka_queue_poll(q, timeout_ms + 2000));
   if (!ev) {
     throw KafkaError(std::string(what) + ": no answer from the cluster within " +
-                         std::to_string(timeout_ms) + " ms",
+                         std::to_string(timeout_ms) + " ms" + connection_problem(rk),
                      true);
   }
   if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     auto err = rd_kafka_event_error(ev.get());
-    throw KafkaError(std::string(what) + ": " + rd_kafka_event_error_string(ev.get()),
+    const bool transport = err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                           err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+                           err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN;
+    throw KafkaError(std::string(what) + ": " + rd_kafka_event_error_string(ev.get()) +
+                         (transport ? connection_problem(rk) : std::string()),
                      err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
                          err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN);
   }
@@ -89,6 +141,15 @@ void HandleDeleter::operator()(rd_kafka_t* rk) const {
 }
 
 std::string err_text(rd_kafka_resp_err_t err) { return rd_kafka_err2str(err); }
+
+std::string connection_problem(rd_kafka_t* rk) {
+  const auto* label = rk != nullptr ? static_cast<const ClientLabel*>(rd_kafka_opaque(rk)) : nullptr;
+  if (label == nullptr) return {};
+  std::lock_guard lock(label->mu);
+  if (!label->problem.empty()) return "; last connection problem: " + label->problem;
+  if (!label->certificate.empty()) return "; last connection problem: " + label->certificate;
+  return {};
+}
 
 bool is_permanent_produce_error(rd_kafka_resp_err_t err) {
   switch (err) {
@@ -127,6 +188,10 @@ ConfPtr make_conf(const ClusterConfig& cluster, const std::map<std::string, std:
   for (const auto& [k, v] : cluster.kafka.properties) set(conf.get(), k, v);
   for (const auto& [k, v] : overrides) set(conf.get(), k, v);
   rd_kafka_conf_set_log_cb(conf.get(), log_cb);
+  // Only consulted while enable.ssl.certificate.verification is on; keeps OpenSSL's verdict.
+  if (rd_kafka_conf_set_ssl_cert_verify_cb(conf.get(), cert_verify_cb) != RD_KAFKA_CONF_OK) {
+    throw KafkaError("this librdkafka cannot check certificates (built without SSL)", false);
+  }
   rd_kafka_conf_set_opaque(conf.get(), label);
   return conf;
 }
@@ -146,7 +211,7 @@ ClusterMeta fetch_metadata(rd_kafka_t* rk, int timeout_ms, const std::string* to
   auto err = rd_kafka_metadata(rk, topic == nullptr ? 1 : 0, rkt, &md, timeout_ms);
   if (rkt != nullptr) rd_kafka_topic_destroy(rkt);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    throw KafkaError("metadata request failed: " + err_text(err), true);
+    throw KafkaError("metadata request failed: " + err_text(err) + connection_problem(rk), true);
   }
   ClusterMeta out;
   out.brokers = md->broker_cnt;
@@ -170,7 +235,7 @@ std::map<std::string, TopicConfigs> describe_topic_configs(rd_kafka_t* rk,
   auto opts = make_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout_ms);
   rd_kafka_DescribeConfigs(rk, res.data(), res.size(), opts.get(), q.get());
   rd_kafka_ConfigResource_destroy_array(res.data(), res.size());
-  auto ev = wait_result(q.get(), timeout_ms, "describe topic configs");
+  auto ev = wait_result(rk, q.get(), timeout_ms, "describe topic configs");
   const auto* result = rd_kafka_event_DescribeConfigs_result(ev.get());
   size_t n = 0;
   const rd_kafka_ConfigResource_t** rs = rd_kafka_DescribeConfigs_result_resources(result, &n);
@@ -210,7 +275,7 @@ void create_topics(rd_kafka_t* rk, const std::vector<NewTopicSpec>& topics, int 
   auto opts = make_options(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout_ms);
   rd_kafka_CreateTopics(rk, nts.data(), nts.size(), opts.get(), q.get());
   rd_kafka_NewTopic_destroy_array(nts.data(), nts.size());
-  auto ev = wait_result(q.get(), timeout_ms, "create topics");
+  auto ev = wait_result(rk, q.get(), timeout_ms, "create topics");
   size_t n = 0;
   const rd_kafka_topic_result_t** rs =
       rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev.get()), &n);
@@ -235,7 +300,7 @@ void create_partitions(rd_kafka_t* rk, const std::string& topic, int partitions,
   auto opts = make_options(rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS, timeout_ms);
   rd_kafka_CreatePartitions(rk, &np, 1, opts.get(), q.get());
   rd_kafka_NewPartitions_destroy(np);
-  auto ev = wait_result(q.get(), timeout_ms, "create partitions");
+  auto ev = wait_result(rk, q.get(), timeout_ms, "create partitions");
   size_t n = 0;
   const rd_kafka_topic_result_t** rs = rd_kafka_CreatePartitions_result_topics(
       rd_kafka_event_CreatePartitions_result(ev.get()), &n);
@@ -263,7 +328,7 @@ void alter_topic_configs(rd_kafka_t* rk, const std::string& topic, const TopicCo
   auto opts = make_options(rk, RD_KAFKA_ADMIN_OP_ALTERCONFIGS, timeout_ms);
   rd_kafka_AlterConfigs(rk, &res, 1, opts.get(), q.get());
   rd_kafka_ConfigResource_destroy(res);
-  auto ev = wait_result(q.get(), timeout_ms, "alter topic configs");
+  auto ev = wait_result(rk, q.get(), timeout_ms, "alter topic configs");
   size_t n = 0;
   const rd_kafka_ConfigResource_t** rs =
       rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev.get()), &n);
@@ -281,7 +346,7 @@ std::vector<GroupListing> list_groups(rd_kafka_t* rk, int timeout_ms) {
   QueuePtr q(rd_kafka_queue_new(rk));
   auto opts = make_options(rk, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS, timeout_ms);
   rd_kafka_ListConsumerGroups(rk, opts.get(), q.get());
-  auto ev = wait_result(q.get(), timeout_ms, "list consumer groups");
+  auto ev = wait_result(rk, q.get(), timeout_ms, "list consumer groups");
   const auto* result = rd_kafka_event_ListConsumerGroups_result(ev.get());
   size_t nerr = 0;
   const rd_kafka_error_t** errs = rd_kafka_ListConsumerGroups_result_errors(result, &nerr);
@@ -309,7 +374,7 @@ GroupOffsets list_group_offsets(rd_kafka_t* rk, const std::string& group, int ti
   rd_kafka_ListConsumerGroupOffsets_t* req = rd_kafka_ListConsumerGroupOffsets_new(group.c_str(), nullptr);
   rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, opts.get(), q.get());
   rd_kafka_ListConsumerGroupOffsets_destroy(req);
-  auto ev = wait_result(q.get(), timeout_ms, "list consumer group offsets");
+  auto ev = wait_result(rk, q.get(), timeout_ms, "list consumer group offsets");
   size_t n = 0;
   const rd_kafka_group_result_t** gs = rd_kafka_ListConsumerGroupOffsets_result_groups(
       rd_kafka_event_ListConsumerGroupOffsets_result(ev.get()), &n);
@@ -341,7 +406,7 @@ void alter_group_offsets(rd_kafka_t* rk, const std::string& group, const GroupOf
       rd_kafka_AlterConsumerGroupOffsets_new(group.c_str(), list.get());
   rd_kafka_AlterConsumerGroupOffsets(rk, &req, 1, opts.get(), q.get());
   rd_kafka_AlterConsumerGroupOffsets_destroy(req);
-  auto ev = wait_result(q.get(), timeout_ms, "alter consumer group offsets");
+  auto ev = wait_result(rk, q.get(), timeout_ms, "alter consumer group offsets");
   size_t n = 0;
   const rd_kafka_group_result_t** gs = rd_kafka_AlterConsumerGroupOffsets_result_groups(
       rd_kafka_event_AlterConsumerGroupOffsets_result(ev.get()), &n);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -29,11 +30,25 @@ class KafkaError : public std::runtime_error {
   bool retryable_;
 };
 
-// The `opaque` of every client made here: names the client in librdkafka's log lines.
+// The `opaque` of every client made here: names the client in librdkafka's log lines and keeps
+// the last connection problem librdkafka reported (TLS handshake, certificate check, SASL
+// authentication), which errors of the synchronous helpers below carry as their reason: on its
+// own, librdkafka only says "Broker transport failure" or "Timed out". The problem is written by
+// librdkafka's threads and read by the client's user, under `mu`.
 struct ClientLabel {
+  ClientLabel() = default;
+  explicit ClientLabel(std::string text, void* owner_ = nullptr)
+      : label(std::move(text)), owner(owner_) {}
+
   std::string label;  // e.g. "mirror=orders cluster=kafka-east role=consumer"
   void* owner = nullptr;  // the object that made the client (for its callbacks)
+  mutable std::mutex mu;
+  std::string problem;      // last failure line of a connection, e.g. a SASL authentication error
+  std::string certificate;  // last certificate check that failed, explained
 };
+
+// "; last connection problem: ..." for the client `rk` (made by make_conf/make_client), or "".
+std::string connection_problem(rd_kafka_t* rk);
 
 struct HandleDeleter {
   void operator()(rd_kafka_t* rk) const;

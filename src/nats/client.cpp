@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "mqdr/tls_errors.hpp"
+
 // cnats keeps a received message as one block: the natsMsg struct, then subject, reply, raw
 // header block and payload, each followed by a NUL (natsMsg_create in cnats' msg.c). Its public
 // API only offers headers through a hash map, which loses their order; to keep headers byte for
@@ -33,6 +35,70 @@ std::string error_text(natsStatus s, jsErrCode code) {
   if (static_cast<int>(code) != 0) text += fmt::format(" (JetStream error {})", static_cast<int>(code));
   return text;
 }
+
+std::string url_host(std::string_view url) {
+  if (auto scheme = url.find("://"); scheme != std::string_view::npos) url.remove_prefix(scheme + 3);
+  if (auto slash = url.find('/'); slash != std::string_view::npos) url = url.substr(0, slash);
+  if (auto at = url.rfind('@'); at != std::string_view::npos) url.remove_prefix(at + 1);
+  if (!url.empty() && url.front() == '[') {
+    auto close = url.find(']');
+    return std::string(url.substr(1, close == std::string_view::npos ? url.size() - 1 : close - 1));
+  }
+  if (auto colon = url.rfind(':'); colon != std::string_view::npos) url = url.substr(0, colon);
+  return std::string(url);
+}
+
+std::string tls_name_to_check(const ClusterConfig& cluster) {
+  const auto& tls = cluster.tls;
+  if (!tls.verify || !tls.verify_hostname) return {};
+  if (!tls.server_name.empty()) return tls.server_name;
+  return cluster.nats.servers.empty() ? std::string() : url_host(cluster.nats.servers.front());
+}
+
+namespace {
+
+// cnats reports a failed handshake as "SSL handshake error: CODE:TEXT:..." (CODE is OpenSSL's
+// X509_V_ERR_*) and a refused login as "Authorization Violation": say what to check.
+std::string explain_connect_error(const ClusterConfig& cluster, std::string text) {
+  const std::string marker = "SSL handshake error: ";
+  if (auto at = text.find(marker); at != std::string::npos) {
+    const std::string rest = text.substr(at + marker.size());
+    const auto colon = rest.find(':');
+    if (colon != std::string::npos && colon > 0 &&
+        rest.find_first_not_of("0123456789") == colon) {
+      const long code = std::stol(rest.substr(0, colon));
+      auto end = rest.find(':', colon + 1);
+      const std::string openssl_text = rest.substr(colon + 1, end == std::string::npos
+                                                                   ? std::string::npos
+                                                                   : end - colon - 1);
+      std::string host = tls_name_to_check(cluster);
+      if (auto expected = rest.find("expected="); expected != std::string::npos) {
+        host = rest.substr(expected + 9, rest.find(':', expected) - expected - 9);
+      }
+      return text.substr(0, at) + "TLS handshake failed: " +
+             explain_certificate_error(code, openssl_text, host) + " [" + rest + "]";
+    }
+    return text + " (check tls.ca_file, tls.cert_file and tls.key_file: the server may require a "
+                  "client certificate)";
+  }
+  std::string lower = text;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (cluster.tls.enabled && lower.find("expected 'pong', got ''") != std::string::npos) {
+    return text + " (the server closed the connection after the TLS handshake" +
+           (cluster.tls.cert_file.empty()
+                ? std::string(": it probably requires a client certificate; set tls.cert_file "
+                              "and tls.key_file)")
+                : std::string(": it probably refused the client certificate in tls.cert_file)"));
+  }
+  if (lower.find("authorization violation") != std::string::npos ||
+      lower.find("authentication") != std::string::npos) {
+    return text + " (the server refused the credentials: check token / token_file, user and "
+                  "password, or credentials_file)";
+  }
+  return text;
+}
+
+}  // namespace
 
 void ensure_library() {
   static std::once_flag once;
@@ -75,8 +141,10 @@ Status Connection::connect(const ClusterConfig& cluster, const std::string& name
     if (s == NATS_OK && !tls.cert_file.empty())
       s = natsOptions_LoadCertificatesChain(opts.get(), tls.cert_file.c_str(), tls.key_file.c_str());
     if (s == NATS_OK && !tls.verify) s = natsOptions_SkipServerVerification(opts.get(), true);
-    if (s == NATS_OK && !tls.server_name.empty())
-      s = natsOptions_SetExpectedHostname(opts.get(), tls.server_name.c_str());
+    // cnats checks the server's name only when told which name to expect: the configured
+    // server_name, or else the host of the (first) server address.
+    if (const std::string name = tls_name_to_check(cluster); s == NATS_OK && !name.empty())
+      s = natsOptions_SetExpectedHostname(opts.get(), name.c_str());
   }
   if (s != NATS_OK) {
     return Status::fatal("cluster " + cluster.name + ": bad connection settings: " + error_text(s));
@@ -89,7 +157,8 @@ Status Connection::connect(const ClusterConfig& cluster, const std::string& name
   natsConnection* conn = nullptr;
   s = natsConnection_Connect(&conn, opts.get());
   if (s != NATS_OK) {
-    return Status::retry("cannot connect to cluster " + cluster.name + ": " + error_text(s));
+    return Status::retry("cannot connect to cluster " + cluster.name + ": " +
+                         explain_connect_error(cluster, error_text(s)));
   }
   conn_.reset(conn);
   return Status::ok();

@@ -44,6 +44,10 @@ inline constexpr std::string_view kExpectedLastMsgIdHeader = "Nats-Expected-Last
 inline constexpr std::string_view kSourceStreamHeader = "Mqdr-Source-Stream";
 inline constexpr std::string_view kSourceSeqHeader = "Mqdr-Source-Sequence";
 inline constexpr std::string_view kSourceTimeHeader = "Mqdr-Source-Time";  // unix nanoseconds
+// The cluster a message was first published to (added by the first relay, kept by later ones). A
+// relay never copies a message back to the cluster it came from: the reverse mirror of a
+// failed-over pair, or active-active pairs, would otherwise loop.
+inline constexpr std::string_view kOriginHeader = "Mqdr-Origin";
 // A source message's own Nats-Msg-Id / Nats-Expected-* headers are kept under this prefix: on
 // the target they would be interpreted again (dedup, expectations about the source stream).
 inline constexpr std::string_view kOrigHeaderPrefix = "Mqdr-Orig-";
@@ -55,6 +59,13 @@ inline constexpr std::string_view kRawHeadersAttribute = "nats.raw_headers";
 
 // "text (status N, JetStream error E)" including cnats' last error for this thread.
 std::string error_text(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0));
+
+// Host of a server URL ("tls://user@h:4222" -> "h", "nats://[::1]:4222" -> "::1").
+std::string url_host(std::string_view url);
+
+// The name a server's certificate must carry: tls.server_name, else the host of the first
+// server; empty when names are not checked (tls.verify or tls.verify_hostname off).
+std::string tls_name_to_check(const ClusterConfig& cluster);
 
 // Library init (idempotent, thread-safe).
 void ensure_library();

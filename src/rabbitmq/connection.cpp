@@ -2,9 +2,13 @@
 
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/time.h>
 
 #include <fmt/format.h>
+
+#include "mqdr/tls_errors.hpp"
 
 namespace mqdr::rabbitmq {
 
@@ -35,6 +39,14 @@ std::string server_text(const amqp_rpc_reply_t& reply, int& code, bool& channel_
       code = 0;
       return fmt::format("unexpected server method 0x{:08x}", reply.reply.id);
   }
+}
+
+// OpenSSL's own chain verification (including the name set on the context's parameters), with
+// its verdict kept for the error message: rabbitmq-c only says "peer cert verification failed".
+int keep_verdict(X509_STORE_CTX* store, void* arg) {
+  const int ok = X509_verify_cert(store);
+  if (ok != 1) *static_cast<long*>(arg) = X509_STORE_CTX_get_error(store);
+  return ok;
 }
 
 }  // namespace
@@ -71,8 +83,22 @@ Status Connection::open(Duration timeout, int heartbeat_s) {
         return Status::fatal(fmt::format("{}: cannot load tls.cert_file/key_file", where()));
       }
     }
+    // The name is checked by OpenSSL during chain verification: rabbitmq-c's own check
+    // (amqp_ssl_socket_set_verify_hostname) knows neither IP addresses nor tls.server_name.
+    auto* ctx = static_cast<SSL_CTX*>(amqp_ssl_socket_get_context(socket));
+    cert_error_ = X509_V_OK;
+    SSL_CTX_set_cert_verify_callback(ctx, keep_verdict, &cert_error_);
+    if (tls.verify && tls.verify_hostname) {
+      const std::string& name = tls.server_name.empty() ? rc.host : tls.server_name;
+      X509_VERIFY_PARAM* param = SSL_CTX_get0_param(ctx);
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) != 1 &&
+          X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0) != 1) {
+        return Status::fatal(fmt::format("{}: cannot check the server name '{}'", where(), name));
+      }
+    }
     amqp_ssl_socket_set_verify_peer(socket, tls.verify ? 1 : 0);
-    amqp_ssl_socket_set_verify_hostname(socket, tls.verify_hostname ? 1 : 0);
+    amqp_ssl_socket_set_verify_hostname(socket, 0);
   } else {
     socket = amqp_tcp_socket_new(conn_);
     if (socket == nullptr) return Status::retry("cannot create a TCP socket");
@@ -80,7 +106,16 @@ Status Connection::open(Duration timeout, int heartbeat_s) {
   timeval tv = to_timeval(timeout);
   int rcode = amqp_socket_open_noblock(socket, rc.host.c_str(), rc.port, &tv);
   if (rcode != AMQP_STATUS_OK) {
-    Status st = Status::retry(fmt::format("{}: cannot connect: {}", where(), amqp_error_string2(rcode)));
+    std::string why = amqp_error_string2(rcode);
+    if (cluster_.tls.enabled && cert_error_ != X509_V_OK) {
+      const auto& tls = cluster_.tls;
+      why = "TLS handshake failed: " +
+            explain_certificate_error(cert_error_, X509_verify_cert_error_string(cert_error_),
+                                      tls.server_name.empty() ? rc.host : tls.server_name);
+    } else if (rcode == AMQP_STATUS_SSL_CONNECTION_FAILED) {
+      why += " (check tls.ca_file, tls.cert_file and tls.key_file, and that the port speaks TLS)";
+    }
+    Status st = Status::retry(fmt::format("{}: cannot connect: {}", where(), why));
     close();
     return st;
   }
@@ -101,10 +136,14 @@ Status Connection::open(Duration timeout, int heartbeat_s) {
     Status st;
     if (reply.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         reply.library_error == AMQP_STATUS_CONNECTION_CLOSED) {
-      // RabbitMQ closes the socket without a reason on a failed PLAIN authentication.
+      // RabbitMQ closes the socket without a reason on a failed PLAIN authentication; over TLS
+      // 1.3 a refused client certificate also shows only here.
       last_code_ = kAccessRefused;
       st = Status::retry(fmt::format(
-          "{}: login refused for user '{}': check the user name and password", where(), rc.user));
+          "{}: login refused for user '{}': check the user name and password{}", where(), rc.user,
+          cluster_.tls.enabled ? " (or the server refused the client certificate: check "
+                                 "tls.cert_file and tls.key_file)"
+                               : ""));
     } else if (reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION) {
       int code = 0;
       bool ch = false;

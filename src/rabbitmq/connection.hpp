@@ -73,6 +73,9 @@ class Connection {
   amqp_connection_state_t conn_ = nullptr;
   bool open_ = false;
   int last_code_ = 0;
+  // OpenSSL's verdict on the server's certificate in the last TLS handshake (X509_V_ERR_*),
+  // written by OpenSSL through a callback on this connection's TLS context.
+  long cert_error_ = 0;
 };
 
 // amqp_bytes_t view of a std::string (no copy; valid while the string lives).

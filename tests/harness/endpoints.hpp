@@ -65,6 +65,30 @@ struct Endpoints {
   std::string rabbit_b_mgmt;
   std::string rabbit_user;
   std::string rabbit_password;
+  // TLS/SASL brokers (`harness.sh up tls`, part of `up all`). Certificates made by openssl at up
+  // time: ca.pem signs server.pem (SANs localhost, 127.0.0.1) and client.pem; wrong-ca.pem is an
+  // unrelated CA. The *_other_host endpoints listen on 127.0.0.2, which the certificate does
+  // not name.
+  std::string tls_dir;
+  std::string tls_ca;
+  std::string tls_wrong_ca;
+  std::string tls_client_cert;
+  std::string tls_client_key;
+  std::string kafka_tls_plaintext;  // the TLS broker's PLAINTEXT listener (test set-up)
+  std::string kafka_tls_ssl;        // SSL, client certificate required
+  std::string kafka_tls_sasl_ssl;   // SASL_SSL: SCRAM-SHA-512 and PLAIN
+  std::string kafka_tls_other_host; // SSL on 127.0.0.2, no client certificate asked
+  std::string kafka_scram_user;
+  std::string kafka_scram_password;
+  std::string kafka_plain_user;
+  std::string kafka_plain_password;
+  std::string nats_tls;             // tls://, client certificate and token required
+  std::string nats_tls_monitor;
+  std::string nats_tls_token;
+  std::string rabbit_a_tls;             // amqps:// of rabbit-a (no credentials, vhost "/"),
+  std::string rabbit_a_tls_other_host;  // client certificate required on both
+  std::string rabbit_tls_user;
+  std::string rabbit_tls_password;
   std::string harness_dir;
   std::string harness_sh;
 
@@ -101,6 +125,26 @@ struct Endpoints {
     e.rabbit_b_mgmt = pick("MQDR_RABBIT_B_MGMT", "http://127.0.0.1:45673");
     e.rabbit_user = pick("MQDR_RABBIT_USER", "mqdr");
     e.rabbit_password = pick("MQDR_RABBIT_PASSWORD", "mqdr-secret");
+    e.tls_dir = pick("MQDR_TLS_DIR", (dir + "/tls").c_str());
+    e.tls_ca = pick("MQDR_TLS_CA", (e.tls_dir + "/ca.pem").c_str());
+    e.tls_wrong_ca = pick("MQDR_TLS_WRONG_CA", (e.tls_dir + "/wrong-ca.pem").c_str());
+    e.tls_client_cert = pick("MQDR_TLS_CLIENT_CERT", (e.tls_dir + "/client.pem").c_str());
+    e.tls_client_key = pick("MQDR_TLS_CLIENT_KEY", (e.tls_dir + "/client.key").c_str());
+    e.kafka_tls_plaintext = pick("MQDR_KAFKA_TLS_PLAINTEXT", "127.0.0.1:51092");
+    e.kafka_tls_ssl = pick("MQDR_KAFKA_TLS_SSL", "127.0.0.1:51094");
+    e.kafka_tls_sasl_ssl = pick("MQDR_KAFKA_TLS_SASL_SSL", "127.0.0.1:51095");
+    e.kafka_tls_other_host = pick("MQDR_KAFKA_TLS_OTHER_HOST", "127.0.0.2:51096");
+    e.kafka_scram_user = pick("MQDR_KAFKA_SCRAM_USER", "mqdr-scram");
+    e.kafka_scram_password = pick("MQDR_KAFKA_SCRAM_PASSWORD", "scram-pw-h4rn3ss-51");
+    e.kafka_plain_user = pick("MQDR_KAFKA_PLAIN_USER", "mqdr-plain");
+    e.kafka_plain_password = pick("MQDR_KAFKA_PLAIN_PASSWORD", "plain-pw-h4rn3ss-52");
+    e.nats_tls = pick("MQDR_NATS_TLS", "tls://127.0.0.1:54222");
+    e.nats_tls_monitor = pick("MQDR_NATS_TLS_MONITOR", "http://127.0.0.1:58222");
+    e.nats_tls_token = pick("MQDR_NATS_TLS_TOKEN", "nats-token-h4rn3ss-53");
+    e.rabbit_a_tls = pick("MQDR_RABBIT_A_TLS", "amqps://127.0.0.1:35675");
+    e.rabbit_a_tls_other_host = pick("MQDR_RABBIT_A_TLS_OTHER_HOST", "amqps://127.0.0.2:35676");
+    e.rabbit_tls_user = pick("MQDR_RABBIT_TLS_USER", "mqdr-tls");
+    e.rabbit_tls_password = pick("MQDR_RABBIT_TLS_PASSWORD", "rabbit-pw-h4rn3ss-54");
     e.harness_sh = pick("MQDR_HARNESS_SH", default_harness_sh().c_str());
     return e;
   }
@@ -202,8 +246,9 @@ inline std::string unreachable_reason(std::string_view endpoint) {
   if (reachable(endpoint)) return {};
   return "broker " + host_port_of(endpoint) +
          " is not reachable: start the brokers with `tests/harness/harness.sh up` (and "
-         "`harness.sh up nats-native` for the hub/leaf pair), or set MQDR_ALLOW_SKIP=1 to skip "
-         "the tests that need them";
+         "`harness.sh up nats-native` for the hub/leaf pair, `harness.sh up tls` for the TLS/SASL "
+         "brokers; `up all` starts everything), or set MQDR_ALLOW_SKIP=1 to skip the tests that "
+         "need them";
 }
 
 // Runs `harness.sh ARGS` (e.g. "kill9 kafka-a", "up kafka-a") and returns its exit status
