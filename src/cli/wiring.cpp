@@ -1,6 +1,7 @@
 // The one place where broker kinds and features are wired into the binary.
 #include <iostream>
 
+#include "mqdr/backup.hpp"
 #include "mqdr/cli.hpp"
 #include "mqdr/daemon_parts.hpp"
 #include "mqdr/failover_commands.hpp"
@@ -23,10 +24,9 @@ void register_all_features() {
   done = true;
   add_daemon_extension(&make_failover_extension);
   failover::register_commands();
-  register_verify_command([](const std::string& dir) {
-    std::cerr << "mqdr verify --backup " << dir << ": this build has no backup support\n";
-    return kRuntimeError;
-  });
+  add_daemon_extension(&backup::make_extension);
+  backup::register_commands();
+  register_verify_command(&backup::verify_command);
 }
 
 }  // namespace mqdr::cli
