@@ -31,7 +31,6 @@ using namespace mqdr::rabbitmq;
 using Clock = std::chrono::steady_clock;
 constexpr Duration kTimeout{std::chrono::seconds(15)};
 constexpr amqp_channel_t kInspect = 1;
-constexpr amqp_channel_t kRead = 2;
 
 void ok_or_throw(const Status& st) {
   if (!st.is_ok()) throw std::runtime_error(st.message());
@@ -121,19 +120,23 @@ class RabbitReader : public BackupReader {
                     const std::function<bool(Record&)>& out) override {
     const std::int64_t want = h.end - 1;  // messages in the queue when heads() looked
     if (want <= 0 || from >= h.end) return h.end;
-    ok_or_throw(conn_.open_channel(kRead));
+    // A channel of its own per queue: deliveries still in flight when it closes are kept by
+    // rabbitmq-c under its number and must not show up in the next queue's read.
+    const amqp_channel_t ch = next_channel_++;
+    ok_or_throw(conn_.open_channel(ch));
     // Closing the channel returns every delivery to its place in the queue, in order.
     struct Closer {
       Connection& c;
+      amqp_channel_t ch;
       ~Closer() {
-        if (c.is_open()) amqp_channel_close(c.state(), kRead, AMQP_REPLY_SUCCESS);
+        if (c.is_open()) amqp_channel_close(c.state(), ch, AMQP_REPLY_SUCCESS);
       }
-    } closer{conn_};
-    amqp_basic_qos(conn_.state(), kRead, 0, 0, 0);
-    ok_or_throw(conn_.check(amqp_get_rpc_reply(conn_.state()), "backup prefetch", kRead));
-    amqp_basic_consume(conn_.state(), kRead, bytes_of(h.item), amqp_empty_bytes, 0, /*no_ack=*/0,
+    } closer{conn_, ch};
+    amqp_basic_qos(conn_.state(), ch, 0, 0, 0);
+    ok_or_throw(conn_.check(amqp_get_rpc_reply(conn_.state()), "backup prefetch", ch));
+    amqp_basic_consume(conn_.state(), ch, bytes_of(h.item), amqp_empty_bytes, 0, /*no_ack=*/0,
                        /*exclusive=*/0, amqp_empty_table);
-    ok_or_throw(conn_.check(amqp_get_rpc_reply(conn_.state()), fmt::format("reading queue '{}'", h.item), kRead));
+    ok_or_throw(conn_.check(amqp_get_rpc_reply(conn_.state()), fmt::format("reading queue '{}'", h.item), ch));
     std::int64_t n = 0;
     auto last = Clock::now();
     while (n < want) {
@@ -158,7 +161,11 @@ class RabbitReader : public BackupReader {
         }
         continue;
       }
-      if (res.reply_type != AMQP_RESPONSE_NORMAL) ok_or_throw(conn_.check(res, "backup read", kRead));
+      if (res.reply_type != AMQP_RESPONSE_NORMAL) ok_or_throw(conn_.check(res, "backup read", ch));
+      if (env.channel != ch) {
+        amqp_destroy_envelope(&env);
+        continue;
+      }
       last = Clock::now();
       Record r;
       r.item = h.item;
@@ -179,6 +186,7 @@ class RabbitReader : public BackupReader {
   ClusterConfig cluster_;
   Connection conn_;
   Management mgmt_;
+  amqp_channel_t next_channel_ = 10;
 };
 
 class RabbitTarget : public RestoreTarget {
