@@ -67,9 +67,14 @@ int AdminServer::port() const { return impl_->port; }
 
 void AdminServer::start() {
   auto& im = *impl_;
-  if (!im.config.tls.cert_file.empty()) {
-    im.server = std::make_unique<httplib::SSLServer>(im.config.tls.cert_file.c_str(),
-                                                     im.config.tls.key_file.c_str());
+  // `tls.enabled: false` keeps the section but serves plain HTTP (the config loader warns).
+  // No client certificates are asked for: POSTs are authenticated by the bearer token, and
+  // tls.ca_file is what mqdr's CLI trusts when it calls this listener (src/cli/status.cpp).
+  if (im.config.tls.enabled) {
+    const auto& tls = im.config.tls;
+    im.server = std::make_unique<httplib::SSLServer>(
+        tls.cert_file.c_str(), tls.key_file.c_str(), nullptr, nullptr,
+        tls.key_password.empty() ? nullptr : tls.key_password.reveal().c_str());
     if (!im.server->is_valid()) {
       throw std::runtime_error("admin TLS: cannot load certificate " + im.config.tls.cert_file +
                                " / key " + im.config.tls.key_file);

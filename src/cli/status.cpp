@@ -23,8 +23,15 @@ AdminReply admin_request(const Config& config, const std::string& method, const 
   if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
 
   std::unique_ptr<httplib::Client> client;
-  if (!admin.tls.cert_file.empty()) {
-    client = std::make_unique<httplib::Client>("https://" + host + ":" + std::to_string(port));
+  if (admin.tls.enabled) {
+    // The admin certificate is verified against daemon.admin.tls.ca_file (the system's CAs when
+    // empty) and must name the host connected to, or tls.server_name: then that name is used
+    // for SNI and the check while the connection still goes to the listen address.
+    const std::string& name = admin.tls.server_name.empty() ? host : admin.tls.server_name;
+    const bool v6 = name.find(':') != std::string::npos;
+    client = std::make_unique<httplib::Client>("https://" + (v6 ? "[" + name + "]" : name) + ":" +
+                                               std::to_string(port));
+    if (name != host) client->set_hostname_addr_map({{name, host}});
     if (!admin.tls.ca_file.empty()) client->set_ca_cert_path(admin.tls.ca_file.c_str());
     client->enable_server_certificate_verification(admin.tls.verify);
   } else {
@@ -41,8 +48,16 @@ AdminReply admin_request(const Config& config, const std::string& method, const 
                      "application/json")
       : client->Get(path.c_str(), headers);
   if (!res) {
-    reply.error = fmt::format("cannot reach the mqdr daemon at {} ({}); is `mqdr run` running "
-                              "with this config?", admin.listen, httplib::to_string(res.error()));
+    if (res.error() == httplib::Error::SSLServerVerification) {
+      reply.error = fmt::format(
+          "the mqdr daemon at {} presented a certificate that was not accepted: set "
+          "daemon.admin.tls.ca_file to the CA that signed daemon.admin.tls.cert_file (the "
+          "certificate itself when it is self-signed), and make sure the certificate names {}",
+          admin.listen, admin.tls.server_name.empty() ? host : admin.tls.server_name);
+    } else {
+      reply.error = fmt::format("cannot reach the mqdr daemon at {} ({}); is `mqdr run` running "
+                                "with this config?", admin.listen, httplib::to_string(res.error()));
+    }
     return reply;
   }
   reply.reached = true;

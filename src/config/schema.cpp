@@ -252,6 +252,15 @@ void admin_finish(Parser& p, const Node& n, const Entries& entries, AdminConfig&
     p.error(tls->key_mark, tls->value.path,
             "the admin listener needs 'cert_file' and 'key_file' to serve TLS");
   }
+  if (tls != nullptr && !a.tls.enabled && !a.tls.cert_file.empty()) {
+    p.warning(tls->key_mark, tls->value.path,
+              "'enabled: false': the admin API serves plain HTTP and 'cert_file' is not used");
+  }
+  if (tls != nullptr && a.tls.enabled && !a.tls.verify_hostname) {
+    p.error(tls->key_mark, tls->value.path,
+            "'verify_hostname: false' is not supported for the admin listener: mqdr's CLI always "
+            "checks the certificate's name; set 'server_name' to a name the certificate carries");
+  }
   const Entry* listen = find_entry(entries, "listen");
   if (listen == nullptr || a.tls.enabled) return;
   std::string host = a.listen.substr(0, a.listen.rfind(':'));
@@ -543,12 +552,47 @@ void cluster_finish(Parser& p, const Node& n, const Entries& entries, ClusterCon
       p.error(tls->key_mark, tls->value.path,
               "a tls:// or wss:// server needs TLS; remove 'enabled: false'");
     }
+    // The NATS client checks one expected name for every server (tls.server_name, else the
+    // first server's host): servers under different names cannot all pass.
+    const Entry* tls_at = tls != nullptr ? tls : find_entry(entries, "servers");
+    if (tls_at != nullptr && c.tls.enabled && c.tls.verify && c.tls.verify_hostname &&
+        c.tls.server_name.empty()) {
+      auto host_of = [](std::string_view url) {
+        if (auto s = url.find("://"); s != std::string_view::npos) url.remove_prefix(s + 3);
+        if (auto at = url.rfind('@'); at != std::string_view::npos) url.remove_prefix(at + 1);
+        if (auto colon = url.rfind(':'); colon != std::string_view::npos) url = url.substr(0, colon);
+        return std::string(url);
+      };
+      for (const auto& s : c.nats.servers) {
+        if (host_of(s) != host_of(c.nats.servers.front())) {
+          p.error(tls_at->key_mark, tls_at->value.path,
+                  fmt::format("the servers have different host names ('{}', '{}') but the NATS "
+                              "client checks one name for all of them: set 'server_name' to a "
+                              "name every server's certificate carries",
+                              host_of(c.nats.servers.front()), host_of(s)));
+          break;
+        }
+      }
+    }
   } else if (*p.kind == ClusterKind::kafka) {
     auto protocol = c.kafka.properties.find("security.protocol");
     if (protocol != c.kafka.properties.end()) {
       std::string value = protocol->second;
       for (char& ch : value) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-      if (value == "SSL" || value == "SASL_SSL") c.tls.enabled = true;
+      if (value == "SSL" || value == "SASL_SSL") {
+        c.tls.enabled = true;
+      } else if (const Entry* tls = find_entry(entries, "tls"); tls != nullptr && c.tls.enabled) {
+        p.error(tls->key_mark, tls->value.path,
+                fmt::format("TLS is configured but properties.security.protocol is '{}'; use SSL "
+                            "or SASL_SSL", protocol->second));
+      }
+    }
+    if (const Entry* tls = find_entry(entries, "tls");
+        tls != nullptr && !c.tls.server_name.empty()) {
+      p.error(tls->key_mark, tls->value.path,
+              "'server_name' is not supported for Kafka: librdkafka checks each broker's "
+              "advertised host name; advertise names the certificates carry, or set "
+              "'verify_hostname: false'");
     }
   }
 }
@@ -705,8 +749,10 @@ const Table<AdminConfig>& admin_table() {
             .doc = "the bearer token itself, usually `${VARIABLE}`; prefer `token_file`"},
            MQDR_REF(AdminConfig, x.token)},
           {{.name = "tls", .type = Type::section, .child = "tls",
-            .doc = "serve HTTPS; needs `cert_file` and `key_file` (a `ca_file` makes clients "
-                   "present a certificate)"},
+            .doc = "serve HTTPS; needs `cert_file` and `key_file`. `ca_file` is what mqdr's own "
+                   "commands (`mqdr status`, ...) trust when they call the listener (the "
+                   "certificate itself when it is self-signed); `server_name` the name they "
+                   "expect in it. No client certificate is asked for: POSTs need the token"},
            Custom<AdminConfig>(parse_tls<AdminConfig>)},
       },
       .finish = admin_finish};
@@ -748,11 +794,13 @@ const Table<TlsConfig>& tls_table() {
       .keys = {
           {{.name = "enabled", .type = Type::boolean,
             .def = "true when the section is present",
-            .doc = "turn TLS off while keeping the section"},
+            .doc = "turn TLS off while keeping the section (the admin listener then serves plain "
+                   "HTTP, with a warning)"},
            MQDR_REF(TlsConfig, x.enabled)},
           {{.name = "ca_file", .type = Type::file,
-            .doc = "PEM bundle of the certificate authorities to trust; empty = the system's "
-                   "(for the admin listener: the CAs that client certificates must chain to)"},
+            .doc = "PEM bundle of the certificate authorities that signed the server's "
+                   "certificate; empty = the system's. For the admin listener: what mqdr's CLI "
+                   "trusts when it calls the daemon"},
            MQDR_REF(TlsConfig, x.ca_file)},
           {{.name = "cert_file", .type = Type::file,
             .doc = "certificate (PEM) presented to the other side; goes with `key_file`"},
@@ -774,7 +822,8 @@ const Table<TlsConfig>& tls_table() {
            MQDR_REF(TlsConfig, x.verify_hostname)},
           {{.name = "server_name", .type = Type::string,
             .doc = "name sent (SNI) and expected in the certificate; empty = the host of the "
-                   "address"},
+                   "address. Not for Kafka: librdkafka always checks each broker's advertised "
+                   "host"},
            MQDR_REF(TlsConfig, x.server_name)},
       },
       .finish = tls_finish};

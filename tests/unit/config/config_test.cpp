@@ -447,7 +447,7 @@ TEST(Secrets, FilesAreReadAndTrimmed) {
   dir.write("client.crt", "CRT", 0644);
   Config c = load_string(R"(version: 1
 clusters:
-  n: {kind: nats, servers: [tls://n1:4222, 'n2:4222'], token_file: nats.token}
+  n: {kind: nats, servers: [tls://n1:4222, 'n1:4223'], token_file: nats.token}
   r:
     kind: rabbitmq
     uri: amqps://guest@r1/

@@ -84,6 +84,77 @@ TEST(AdminTls, ServesHttpsThatOnlyTheRightCaAccepts) {
   EXPECT_EQ(slurp(dir / "run.log").find("tls-test-token"), std::string::npos);
 }
 
+// daemon.admin.tls.ca_file is what mqdr's own commands trust when they call the listener (the
+// daemon asks for no client certificate); server_name is the name they expect in it.
+TEST(AdminTls, StatusCommandTrustsOnlyTheConfiguredCaFile) {
+  ASSERT_TRUE(which("openssl")) << "openssl is not installed: run scripts/setup.sh";
+  TempDir dir("tls-cli");
+  ASSERT_EQ(make_cert(dir.path(), "server"), "");
+  ASSERT_EQ(make_cert(dir.path(), "other"), "");
+  const int port = free_port();
+  auto config = [&](const std::string& name, const std::string& tls_extra) {
+    spit(dir / name, base_config(dir.path(), port,
+                                 "    tls: { cert_file: server.pem, key_file: server.key" +
+                                     tls_extra + " }\n"));
+    return (dir / name).string();
+  };
+  const std::string good = config("mqdr.yaml", ", ca_file: server.pem");
+  const std::string wrong_ca = config("wrong-ca.yaml", ", ca_file: other.pem");
+  const std::string wrong_name =
+      config("wrong-name.yaml", ", ca_file: server.pem, server_name: localhost");
+
+  Proc daemon = spawn({MQDR_BINARY, "run", "-c", good}, dir / "run.log");
+  ASSERT_TRUE(eventually([&] { return run({MQDR_BINARY, "status", "-c", good, "--json"}).code == 0; }))
+      << run({MQDR_BINARY, "status", "-c", good, "--json"}).output << slurp(dir / "run.log");
+  auto ok = run({MQDR_BINARY, "status", "-c", good, "--json"});
+  EXPECT_NE(ok.output.find("\"mirrors\""), std::string::npos) << ok.output;
+
+  auto refused = run({MQDR_BINARY, "status", "-c", wrong_ca});
+  EXPECT_NE(refused.code, 0) << refused.output;
+  EXPECT_NE(refused.output.find("daemon.admin.tls.ca_file"), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("not accepted"), std::string::npos) << refused.output;
+
+  // The certificate names 127.0.0.1 only: expecting "localhost" in it is refused.
+  auto misnamed = run({MQDR_BINARY, "status", "-c", wrong_name});
+  EXPECT_NE(misnamed.code, 0) << misnamed.output;
+  EXPECT_NE(misnamed.output.find("names localhost"), std::string::npos) << misnamed.output;
+  EXPECT_EQ(stop(daemon), 0) << slurp(dir / "run.log");
+}
+
+// `enabled: false` keeps the section but switches TLS off, for the daemon and the CLI alike,
+// and validation says so.
+TEST(AdminTls, DisabledSectionServesPlainHttp) {
+  ASSERT_TRUE(which("openssl")) << "openssl is not installed: run scripts/setup.sh";
+  TempDir dir("tls-off");
+  ASSERT_EQ(make_cert(dir.path(), "server"), "");
+  const int port = free_port();
+  spit(dir / "mqdr.yaml",
+       base_config(dir.path(), port,
+                   "    tls: { enabled: false, cert_file: server.pem, key_file: server.key }\n"));
+  const std::string config = (dir / "mqdr.yaml").string();
+  auto v = run({MQDR_BINARY, "validate", "-c", config});
+  EXPECT_EQ(v.code, 0) << v.output;
+  EXPECT_NE(v.output.find("warning"), std::string::npos) << v.output;
+  EXPECT_NE(v.output.find("serves plain HTTP"), std::string::npos) << v.output;
+
+  Proc daemon = spawn({MQDR_BINARY, "run", "-c", config}, dir / "run.log");
+  httplib::Client plain("127.0.0.1", port);
+  plain.set_connection_timeout(2, 0);
+  ASSERT_TRUE(eventually([&] {
+    auto r = plain.Get("/healthz");
+    return r && r->status == 200;
+  })) << slurp(dir / "run.log");
+  // Nothing answers TLS there.
+  httplib::SSLClient tls("127.0.0.1", port);
+  tls.enable_server_certificate_verification(false);
+  tls.set_connection_timeout(2, 0);
+  tls.set_read_timeout(3, 0);
+  EXPECT_FALSE(tls.Get("/healthz"));
+  auto status = run({MQDR_BINARY, "status", "-c", config, "--json"});
+  EXPECT_EQ(status.code, 0) << status.output;
+  EXPECT_EQ(stop(daemon), 0) << slurp(dir / "run.log");
+}
+
 TEST(AdminTls, UnloadableCertificateStopsTheStart) {
   ASSERT_TRUE(which("openssl")) << "openssl is not installed: run scripts/setup.sh";
   TempDir dir("tls-bad");
