@@ -342,6 +342,30 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
                   fmt::format("a drill starts from 'replicating'; the group is '{}'",
                               (*g).value("state", "")));
   }
+  // Every cluster of the group must have answered its probe (a daemon that just started has not
+  // probed yet): a drill exercises a healthy group.
+  auto all_up = [](const nlohmann::json& group, std::string& down) {
+    for (const auto& c : group.value("clusters", nlohmann::json::array())) {
+      if (c.value("up", nlohmann::json()) != true) {
+        down = c.value("name", "?");
+        return false;
+      }
+    }
+    return true;
+  };
+  std::string down;
+  const auto healthy_deadline = Clock::now() + std::min<std::chrono::seconds>(timeout, 60s);
+  while (!all_up(*g, down)) {
+    if (Clock::now() >= healthy_deadline) {
+      return finish(cli::kRuntimeError, "not run",
+                    fmt::format("cluster {} of the group does not answer its probe", down));
+    }
+    std::this_thread::sleep_for(250ms);
+    g = group_status(*config, group, error);
+    if (!g) return finish(cli::kRuntimeError, "failed", error);
+  }
+  status = full_status(*config, error);
+  if (!status) return finish(cli::kRuntimeError, "failed", error);
   // The forward mirrors of the group, for RPO and the reverse check.
   std::vector<std::string> forward;
   for (const auto& m : config->mirrors) {

@@ -199,6 +199,10 @@ VerifyResult KafkaMirrorOps::verify(Duration deadline) {
         rd_kafka_message_destroy(sm);
         continue;
       }
+      if (sm->partition != r.partition || rd_kafka_topic_name(sm->rkt) != r.topic) {
+        rd_kafka_message_destroy(sm);  // fetched before the assignment moved on
+        continue;
+      }
       if (sm->offset >= end) {
         rd_kafka_message_destroy(sm);
         break;
@@ -234,6 +238,8 @@ VerifyResult KafkaMirrorOps::verify(Duration deadline) {
         stop = true;
       }
       ++compared;
+      // The last mirrored record compared: nothing after it is waited for.
+      if (sm->offset + 1 >= end) stop = true;
       rd_kafka_message_destroy(sm);
     }
     if (tm != nullptr) rd_kafka_message_destroy(tm);

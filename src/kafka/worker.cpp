@@ -114,7 +114,10 @@ struct MirrorWorker::Impl {
     if (heartbeats_on) {
       try {
         create_topics(src_admin.get(),
-                      {NewTopicSpec{kHeartbeatTopic, 1, {{"retention.ms", "86400000"}}}},
+                      // An hour of heartbeats in 10-minute segments: a mirror starting
+                      // afresh copies at most that much of them.
+                      {NewTopicSpec{kHeartbeatTopic, 1,
+                                    {{"retention.ms", "3600000"}, {"segment.ms", "600000"}}}},
                       kAdminTimeoutMs);
         heartbeat = make_client(RD_KAFKA_PRODUCER,
                                 make_conf(ctx.source, {{"client.id", "mqdr-" + ctx.mirror.name + "-heartbeat"},

@@ -315,6 +315,7 @@ class NatsMirrorOps : public MirrorOps {
       std::vector<Header> hs;
       parse_header_block(m.header_block, hs);
       if (relayed) hs = native ? hs : original_headers(hs);
+      std::erase_if(hs, [](const Header& h) { return h.key == kOriginHeader; });
       if (native) {
         std::erase_if(hs, [](const Header& h) { return h.key == "Nats-Stream-Source"; });
       }

@@ -51,7 +51,7 @@ std::vector<Header> original_headers(const std::vector<Header>& relayed) {
   std::vector<Header> out;
   for (const auto& h : relayed) {
     if (h.key == kMsgIdHeader || h.key == kExpectedLastMsgIdHeader || h.key == kSourceStreamHeader ||
-        h.key == kSourceSeqHeader || h.key == kSourceTimeHeader) {
+        h.key == kSourceSeqHeader || h.key == kSourceTimeHeader || h.key == kOriginHeader) {
       continue;
     }
     if (h.key.rfind(kOrigHeaderPrefix, 0) == 0) {

@@ -32,7 +32,8 @@ std::string relay_msg_id(const std::string& source_stream, std::uint64_t seq) {
   return source_stream + ":" + std::to_string(seq);
 }
 
-std::string relay_header_lines(const Record& r, const std::string& source_stream) {
+std::string relay_header_lines(const Record& r, const std::string& source_stream,
+                               const std::string& origin) {
   std::string out;
   bool used_raw = false;
   if (const std::string* raw = attribute(r, kRawHeadersAttribute)) {
@@ -66,6 +67,9 @@ std::string relay_header_lines(const Record& r, const std::string& source_stream
   out.append(kSourceStreamHeader).append(": ").append(source_stream).append("\r\n");
   out.append(kSourceSeqHeader).append(": ").append(std::to_string(seq)).append("\r\n");
   out.append(kSourceTimeHeader).append(": ").append(time_ns).append("\r\n");
+  const bool has_origin = std::any_of(r.headers.begin(), r.headers.end(),
+                                      [](const Header& h) { return h.key == kOriginHeader; });
+  if (!origin.empty() && !has_origin) out.append(kOriginHeader).append(": ").append(origin).append("\r\n");
   return out;
 }
 
@@ -122,7 +126,7 @@ Status StreamSink::write(std::span<const Record> records, std::uint64_t first_id
     e.id = first_id + i;
     e.seq = static_cast<std::uint64_t>(r.position);
     e.subject = r.key.value_or("");
-    e.header_lines = relay_header_lines(r, options_.source_stream);
+    e.header_lines = relay_header_lines(r, options_.source_stream, options_.origin);
     if (r.value) e.payload = *r.value;
     e.msg_id = relay_msg_id(options_.source_stream, e.seq);
     entries_.push_back(std::move(e));

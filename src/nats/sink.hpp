@@ -32,6 +32,7 @@ struct StreamSinkOptions {
   std::string mirror;         // for logs
   std::string source_stream;  // Msg-Id prefix and Mqdr-Source-Stream
   std::string target_stream;
+  std::string origin;         // Mqdr-Origin for messages that carry none (the source cluster)
   Duration publish_timeout{std::chrono::seconds(5)};  // PubAck wait per message
   Duration api_wait{std::chrono::seconds(5)};
   Duration max_backoff{std::chrono::seconds(5)};
@@ -39,7 +40,8 @@ struct StreamSinkOptions {
 
 // Builds the header block published for `r` (without Nats-Expected-Last-Msg-Id and without the
 // terminating empty line). Exposed for unit tests.
-std::string relay_header_lines(const Record& r, const std::string& source_stream);
+std::string relay_header_lines(const Record& r, const std::string& source_stream,
+                               const std::string& origin = "");
 std::string relay_msg_id(const std::string& source_stream, std::uint64_t seq);
 
 class StreamSink : public Sink {

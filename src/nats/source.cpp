@@ -201,9 +201,33 @@ Status StreamSource::read(Batch& out, std::size_t max, Duration wait) {
     auto meta = parse_ack_subject(natsMsg_GetReply(msg));
     if (!meta || meta->stream_seq <= highest_read_) return;  // redelivery of one in flight
     highest_read_ = meta->stream_seq;
+    Record r = to_record(msg, *meta);
+    if (!options_.skip_origin.empty()) {
+      for (const auto& h : r.headers) {
+        if (h.key == kOriginHeader && h.value == options_.skip_origin) {
+          ++skipped_total_;
+          skipped_seq_ = meta->stream_seq;
+          skipped_reply_ = r.source_reply;
+          if (uncommitted_.empty()) (void)ack_skipped();
+          return;
+        }
+      }
+    }
     uncommitted_.emplace_back(meta->stream_seq, meta->timestamp_ns);
-    out.push_back(to_record(msg, *meta));
+    out.push_back(std::move(r));
   });
+}
+
+// Acks the newest skipped message when nothing read before it waits for the target (AckAll
+// covers everything up to it). A failed ack is retried at the next commit.
+Status StreamSource::ack_skipped() {
+  if (skipped_seq_ <= last_acked_ || skipped_reply_.empty() || !uncommitted_.empty()) {
+    return Status::ok();
+  }
+  natsStatus s = natsConnection_Publish(conn_, skipped_reply_.c_str(), "+ACK", 4);
+  if (s != NATS_OK) return Status::retry("ack on " + options_.stream + ": " + error_text(s));
+  last_acked_ = skipped_seq_;
+  return Status::ok();
 }
 
 Status StreamSource::commit(std::span<const Record> confirmed) {
@@ -211,7 +235,7 @@ Status StreamSource::commit(std::span<const Record> confirmed) {
   const Record& last = confirmed.back();
   const auto seq = static_cast<std::uint64_t>(last.position);
   while (!uncommitted_.empty() && uncommitted_.front().first <= seq) uncommitted_.pop_front();
-  if (seq <= last_acked_) return Status::ok();
+  if (seq <= last_acked_) return ack_skipped();
   if (last.source_reply.empty()) return Status::fatal("record without an ack subject");
   natsStatus s = natsConnection_Publish(conn_, last.source_reply.c_str(), "+ACK", 4);
   if (s != NATS_OK) {
@@ -220,7 +244,7 @@ Status StreamSource::commit(std::span<const Record> confirmed) {
     return Status::retry("ack on " + options_.stream + ": " + error_text(s));
   }
   last_acked_ = seq;
-  return Status::ok();
+  return ack_skipped();
 }
 
 Lag StreamSource::lag() {

@@ -46,6 +46,9 @@ struct StreamSourceOptions {
   int max_ack_pending = 8192;
   Duration ack_wait{std::chrono::seconds(30)};
   std::uint64_t resume_after = 0;  // highest source sequence known to be on the target
+  // Messages whose Mqdr-Origin is this cluster (the target's name) are not passed on: they were
+  // copied here from the target. They are acked once everything before them is.
+  std::string skip_origin;
   Duration api_wait{std::chrono::seconds(5)};
 };
 
@@ -75,6 +78,11 @@ class StreamSource : public Source {
   std::uint64_t start_seq_ = 0;
   std::uint64_t highest_read_ = 0;
   std::uint64_t last_acked_ = 0;
+  // The newest skipped message not acked yet (its ack waits until nothing before it is in flight).
+  std::uint64_t skipped_seq_ = 0;
+  std::string skipped_reply_;
+  std::uint64_t skipped_total_ = 0;
+  Status ack_skipped();
   // (sequence, timestamp) of records read and not yet committed, for lag in seconds.
   std::deque<std::pair<std::uint64_t, std::int64_t>> uncommitted_;
 };

@@ -310,12 +310,14 @@ Status MirrorWorker::run_stream_once(Runner& r, std::stop_token stop) {
   so.batch = std::max(1, m.nats.batch);
   so.max_ack_pending = std::max(1, m.nats.max_inflight) + 4 * so.batch;
   so.resume_after = *resume;
+  so.skip_origin = ctx_.target.name;
   StreamSource source(src.get(), ctx_.source, so);
 
   StreamSinkOptions ko;
   ko.mirror = m.name;
   ko.source_stream = r.stream;
   ko.target_stream = r.stream;
+  ko.origin = ctx_.source.name;
   StreamSink sink(dst.get(), ctx_.target, ko);
 
   if (!(st = source.open()).is_ok()) return st;

@@ -1,0 +1,421 @@
+// Failover through the real `mqdr run` and the CLI, one group driving a Kafka, a NATS and a
+// RabbitMQ pair of the harness at once:
+//  - DrillOnLiveBrokers: `mqdr drill` fails the group over and back with the primaries up, the
+//    report says passed and carries RTO/RPO; the operator errors (unknown group, wrong token).
+//  - KillNineOfAllThreePrimaries: the three primary brokers are killed with kill -9; the daemon
+//    fails over by itself, the clients file names the standbys, consumers on the standbys find
+//    everything replicated before the kill; mqdr itself is killed -9 while failed over and
+//    resumes in that state; the primaries come back, reverse replication carries what was written
+//    on the standbys, `mqdr failback` switches back, nothing is lost.
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "tests/harness/endpoints.hpp"
+#include "tests/integration/kafka/kafka_fixture.hpp"
+#include "tests/integration/nats/nats_fixture.hpp"
+#include "tests/integration/rabbitmq/mqdr_process.hpp"
+#include "tests/integration/rabbitmq/rabbit_fixture.hpp"
+
+namespace mqdr {
+namespace {
+
+using namespace std::chrono_literals;
+namespace kt = mqdr::kafka::test;
+namespace nt = mqdr::nats::test;
+namespace rt = mqdr::test::rabbit;
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Runs `mqdr ARGS...` to completion (at most `limit`), output into `log`; the exit code, or -1.
+int run_cli(const std::vector<std::string>& args, const std::filesystem::path& log,
+            std::chrono::seconds limit = 300s) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<std::string> argv{"mqdr"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<char*> p;
+    for (auto& a : argv) p.push_back(a.data());
+    p.push_back(nullptr);
+    execv(MQDR_BINARY, p.data());
+    _exit(127);
+  }
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::this_thread::sleep_for(50ms);
+  }
+  ::kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return -1;
+}
+
+// Brings every primary of the harness back up whatever happens to the test.
+struct RestartPrimaries {
+  ~RestartPrimaries() {
+    if (armed) mqdr::test::harness("up kafka-a nats-a rabbit-a");
+  }
+  bool armed = false;
+};
+
+// One group over the three broker pairs, with unique item names per test.
+struct World {
+  std::filesystem::path dir;
+  int port = 0;
+  std::string topic = kt::unique("fo-all");
+  std::string stream = "FOALL_" + rt::suffix();
+  std::string subject = "foall." + rt::suffix();
+  std::string exchange = "fo.all." + rt::suffix();
+  std::string queue = "fo.all.q." + rt::suffix();
+  const mqdr::test::Endpoints& ep = mqdr::test::Endpoints::get();
+
+  World() {
+    char tmpl[] = "/tmp/mqdr-fo-daemon-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    std::random_device rd;
+    port = 20000 + static_cast<int>(rd() % 20000);
+  }
+  ~World() {
+    std::error_code ec;
+    if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir, ec);
+  }
+
+  std::filesystem::path config(const std::string& token = "fo-token-1") const {
+    const auto file = dir / (token + ".yaml");
+    {
+      std::ofstream t(dir / (token + ".token"));
+      t << token << "\n";
+    }
+    std::filesystem::permissions(dir / (token + ".token"), std::filesystem::perms::owner_read |
+                                                               std::filesystem::perms::owner_write);
+    auto rabbit_uri = [](const ClusterConfig& c) {
+      return fmt::format("amqp://{}:{}@{}:{}/", c.rabbitmq.user, c.rabbitmq.password.reveal(),
+                         c.rabbitmq.host, c.rabbitmq.port);
+    };
+    const auto ra = rt::node_a();
+    const auto rb = rt::node_b();
+    std::ofstream out(file);
+    out << fmt::format(R"(version: 1
+daemon:
+  state_dir: {dir}/state
+  admin: {{ listen: 127.0.0.1:{port}, token_file: {dir}/{token}.token }}
+  log: {{ level: info, format: text }}
+  shutdown_timeout: 10s
+clusters:
+  kafka-a: {{ kind: kafka, bootstrap_servers: '{ka}' }}
+  kafka-b: {{ kind: kafka, bootstrap_servers: '{kb}' }}
+  nats-a: {{ kind: nats, servers: ['{na}'] }}
+  nats-b: {{ kind: nats, servers: ['{nb}'] }}
+  rabbit-a: {{ kind: rabbitmq, uri: '{ua}', management_uri: '{ma}' }}
+  rabbit-b: {{ kind: rabbitmq, uri: '{ub}', management_uri: '{mb}' }}
+mirrors:
+  - {{ name: fo-kafka, source: kafka-a, target: kafka-b, topics: ['{topic}'], rename: '{{topic}}',
+      refresh_interval: 2s }}
+  - {{ name: fo-nats, source: nats-a, target: nats-b, streams: [{stream}], mode: relay }}
+  - {{ name: fo-rabbit, source: rabbit-a, target: rabbit-b, exchanges: ['{exchange}'],
+      sync_definitions: true, refresh_interval: 2s }}
+failover:
+  - name: all
+    pairs:
+      - {{ primary: kafka-a, standby: kafka-b }}
+      - {{ primary: nats-a, standby: nats-b }}
+      - {{ primary: rabbit-a, standby: rabbit-b }}
+    mode: automatic
+    health: {{ interval: 1s, timeout: 2s, failures: 3, recoveries: 2 }}
+    max_lag: 1h
+    hold_down: 1h
+    drain_timeout: 20s
+    clients: {{ file: {dir}/clients.json, format: json }}
+)",
+                       fmt::arg("dir", dir.string()), fmt::arg("port", port),
+                       fmt::arg("token", token), fmt::arg("ka", ep.kafka_a),
+                       fmt::arg("kb", ep.kafka_b), fmt::arg("na", nt::nats_a()),
+                       fmt::arg("nb", nt::nats_b()), fmt::arg("ua", rabbit_uri(ra)),
+                       fmt::arg("ma", ra.rabbitmq.management_uri), fmt::arg("ub", rabbit_uri(rb)),
+                       fmt::arg("mb", rb.rabbitmq.management_uri), fmt::arg("topic", topic),
+                       fmt::arg("stream", stream), fmt::arg("exchange", exchange));
+    return file;
+  }
+
+  nlohmann::json status() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(2, 0);
+    auto r = c.Get("/v1/status");
+    if (!r || r->status != 200) return nullptr;
+    return nlohmann::json::parse(r->body, nullptr, false);
+  }
+  nlohmann::json group() const {
+    auto s = status();
+    if (!s.is_object()) return nullptr;
+    for (const auto& g : s.value("failover", nlohmann::json::array())) {
+      if (g.value("group", "") == "all") return g;
+    }
+    return nullptr;
+  }
+  bool mirror_running(const std::string& name) const {
+    auto s = status();
+    if (!s.is_object()) return false;
+    for (const auto& m : s.value("mirrors", nlohmann::json::array())) {
+      if (m.value("name", "") == name) return m.value("state", "") == "running";
+    }
+    return false;
+  }
+  // The group is probed and the three forward mirrors run (the RabbitMQ capture queue is bound:
+  // what is published before that is not captured, as with federation).
+  bool wait_running() const {
+    return kt::wait_until(
+        [&] {
+          return group().is_object() && mirror_running("fo-kafka") && mirror_running("fo-nats") &&
+                 mirror_running("fo-rabbit");
+        },
+        120s);
+  }
+  nlohmann::json clients() const {
+    auto text = slurp(dir / "clients.json");
+    return nlohmann::json::parse(text, nullptr, false);
+  }
+
+  // Topic, stream, exchange and queue on the primaries.
+  void seed() {
+    kt::Admin(kt::cluster("kafka-a", ep.kafka_a)).create(topic, 2);
+    nt::Side a;
+    a.open(nt::cluster("nats-a", nt::nats_a()));
+    a.add_stream(stream, {subject + ".>"});
+    rt::Client r(rt::node_a());
+    r.exchange(exchange, "topic");
+    r.queue(queue);
+    r.bind(queue, exchange, "#");
+  }
+
+  // `n` messages on each of the three brokers reachable at the given side ('a' or 'b'), named
+  // prefix0..prefix(n-1).
+  void write(char side, const std::string& prefix, int n, int nats_offset) {
+    const std::string& bootstrap = side == 'a' ? ep.kafka_a : ep.kafka_b;
+    std::vector<Record> recs;
+    for (int i = 0; i < n; ++i) {
+      recs.push_back(kt::rec(topic, i % 2, prefix + std::to_string(i), "v" + std::to_string(i)));
+    }
+    kt::produce(bootstrap, recs);
+    nt::Side s;
+    s.open(nt::cluster("nats", side == 'a' ? nt::nats_a() : nt::nats_b()));
+    s.publish({subject + ".x"}, n, nats_offset);
+    rt::Client r(side == 'a' ? rt::node_a() : rt::node_b());
+    amqp_basic_properties_t props{};
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.delivery_mode = 2;
+    for (int i = 0; i < n; ++i) r.publish(exchange, "k", props, prefix + std::to_string(i));
+    // Publisher confirms are not used by the test client: a round trip makes sure the broker
+    // took every publish before the caller goes on.
+    (void)r.depth(queue);
+  }
+
+  // Everything named prefix0..prefix(n-1) is readable on side `side`: Kafka keys, NATS payload
+  // indexes (nats_offset .. nats_offset+n-1), RabbitMQ bodies (consumed from the queue).
+  void expect_readable(char side, const std::string& prefix, int n, int nats_offset,
+                       std::set<std::string>& rabbit_seen, std::chrono::milliseconds limit) {
+    const std::string& bootstrap = side == 'a' ? ep.kafka_a : ep.kafka_b;
+    std::set<std::string> keys;
+    EXPECT_TRUE(kt::wait_until(
+        [&] {
+          keys.clear();
+          for (const auto& r : kt::read_all(bootstrap, topic)) {
+            if (r.key) keys.insert(*r.key);
+          }
+          for (int i = 0; i < n; ++i) {
+            if (!keys.count(prefix + std::to_string(i))) return false;
+          }
+          return true;
+        },
+        limit, 1s))
+        << "kafka on " << side << " lacks some of " << prefix << "*";
+
+    nt::Side s;
+    s.open(nt::cluster("nats", side == 'a' ? nt::nats_a() : nt::nats_b()));
+    std::set<std::string> payloads;
+    EXPECT_TRUE(nt::wait_until(
+        [&] {
+          payloads.clear();
+          for (const auto& m : s.read_all(stream)) payloads.insert(m.payload.substr(0, m.payload.find('-', 8)));
+          for (int i = 0; i < n; ++i) {
+            if (!payloads.count("payload-" + std::to_string(nats_offset + i))) return false;
+          }
+          return true;
+        },
+        limit))
+        << "nats on " << side << " lacks some of payload-" << nats_offset << "..";
+
+    rt::Client r(side == 'a' ? rt::node_a() : rt::node_b());
+    const auto until = std::chrono::steady_clock::now() + limit;
+    auto missing = [&] {
+      int m = 0;
+      for (int i = 0; i < n; ++i) m += rabbit_seen.count(prefix + std::to_string(i)) ? 0 : 1;
+      return m;
+    };
+    while (missing() > 0 && std::chrono::steady_clock::now() < until) {
+      for (const auto& msg : r.take(queue, static_cast<std::size_t>(missing()), 5s)) {
+        rabbit_seen.insert(msg.body);
+      }
+    }
+    EXPECT_EQ(missing(), 0) << "rabbitmq on " << side << " lacks some of " << prefix << "*";
+  }
+};
+
+TEST(FailoverDaemon, DrillOnLiveBrokers) {
+  World w;
+  MQDR_REQUIRE_BROKER(w.ep.kafka_a);
+  MQDR_REQUIRE_BROKER(w.ep.kafka_b);
+  w.seed();
+  const auto config = w.config();
+  rt::MqdrProcess mqdr(config, w.dir / "mqdr.log");
+  mqdr.start();
+  ASSERT_TRUE(w.wait_running()) << w.status().dump(2) << slurp(w.dir / "mqdr.log");
+
+  w.write('a', "d", 200, 0);
+  std::set<std::string> none;
+  // Replicated before the drill (read on the standby without consuming the RabbitMQ queue).
+  kt::Admin admin_b(kt::cluster("kafka-b", w.ep.kafka_b));
+  nt::Side nb;
+  nb.open(nt::cluster("nats-b", nt::nats_b()));
+  rt::Client rb(rt::node_b());
+  ASSERT_TRUE(kt::wait_until(
+      [&] {
+        return admin_b.total_end(w.topic) >= 200 && nb.count(w.stream) >= 200 &&
+               rb.depth(w.queue) >= 200;
+      },
+      120s))
+      << w.status().dump(2);
+
+  // Operator errors first: unknown group (2), a token the daemon does not know (1, says 401).
+  EXPECT_EQ(run_cli({"failover", "-c", config.string(), "--group", "nope"}, w.dir / "e1.log"), 2);
+  EXPECT_NE(slurp(w.dir / "e1.log").find("no failover group named 'nope'"), std::string::npos)
+      << slurp(w.dir / "e1.log");
+  const auto wrong = w.config("fo-wrong-token");
+  EXPECT_EQ(run_cli({"failover", "-c", wrong.string(), "--group", "all"}, w.dir / "e2.log"), 1);
+  EXPECT_NE(slurp(w.dir / "e2.log").find("401"), std::string::npos) << slurp(w.dir / "e2.log");
+  EXPECT_EQ(w.group().value("state", ""), "replicating");
+
+  const auto report = w.dir / "drill.json";
+  const int rc = run_cli({"drill", "-c", config.string(), "--group", "all", "--report",
+                          report.string()},
+                         w.dir / "drill.log", 600s);
+  ASSERT_EQ(rc, 0) << slurp(w.dir / "drill.log") << "\n" << slurp(w.dir / "mqdr.log");
+  auto r = nlohmann::json::parse(slurp(report), nullptr, false);
+  ASSERT_TRUE(r.is_object()) << slurp(report);
+  EXPECT_EQ(r["verdict"], "passed");
+  EXPECT_GT(r["rto_ms"].get<long long>(), 0);
+  EXPECT_EQ(r["failover"]["outcome"], "completed");
+  EXPECT_EQ(r["failback"]["outcome"], "completed");
+  EXPECT_TRUE(r["reverse_caught_up"].get<bool>());
+  std::printf("drill: %s\nreport: %s\n", slurp(w.dir / "drill.log").c_str(), r.dump(1).c_str());
+
+  auto g = w.group();
+  EXPECT_EQ(g["state"], "replicating");
+  EXPECT_EQ(g["epoch"], 2);
+  EXPECT_EQ(w.clients()["active"], "primary");
+  EXPECT_TRUE(w.mirror_running("fo-kafka"));
+  EXPECT_FALSE(w.mirror_running("fo-kafka.reverse"));
+  EXPECT_EQ(mqdr.terminate(30s), 0);
+}
+
+TEST(FailoverDaemon, KillNineOfAllThreePrimaries) {
+  World w;
+  MQDR_REQUIRE_BROKER(w.ep.kafka_a);
+  MQDR_REQUIRE_BROKER(w.ep.kafka_b);
+  w.seed();
+  const auto config = w.config();
+  rt::MqdrProcess mqdr(config, w.dir / "mqdr.log");
+  mqdr.start();
+  ASSERT_TRUE(w.wait_running()) << w.status().dump(2) << slurp(w.dir / "mqdr.log");
+
+  // Replicated before the kill: wait until the standby holds all of it.
+  w.write('a', "a", 500, 0);
+  kt::Admin admin_b(kt::cluster("kafka-b", w.ep.kafka_b));
+  nt::Side nb;
+  nb.open(nt::cluster("nats-b", nt::nats_b()));
+  rt::Client rb(rt::node_b());
+  ASSERT_TRUE(kt::wait_until(
+      [&] {
+        return admin_b.total_end(w.topic) >= 500 && nb.count(w.stream) >= 500 &&
+               rb.depth(w.queue) >= 500;
+      },
+      120s))
+      << w.status().dump(2);
+
+  RestartPrimaries restart;
+  restart.armed = true;
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_EQ(mqdr::test::harness("kill9 kafka-a nats-a rabbit-a"), 0);
+  ASSERT_TRUE(kt::wait_until([&] { return w.clients().value("active", "") == "standby"; }, 120s,
+                             100ms))
+      << w.group().dump(2) << slurp(w.dir / "mqdr.log");
+  const auto switched = std::chrono::steady_clock::now();
+  std::printf("kill -9 of all three primaries -> clients file switched: %lld ms\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(switched - killed).count()));
+  auto clients = w.clients();
+  EXPECT_EQ(clients["clusters"]["kafka-a"]["active"], "kafka-b");
+  EXPECT_EQ(clients["clusters"]["kafka-a"]["bootstrap_servers"], w.ep.kafka_b);
+  EXPECT_EQ(clients["clusters"]["nats-a"]["active"], "nats-b");
+  EXPECT_EQ(clients["clusters"]["rabbit-a"]["active"], "rabbit-b");
+  ASSERT_TRUE(kt::wait_until([&] { return w.group().value("state", "") == "failed_over"; }, 60s))
+      << w.group().dump(2);
+  EXPECT_TRUE(w.group()["last_switch"]["automatic"].get<bool>());
+
+  // mqdr itself dies while failed over, and resumes in that state: forward mirrors stay off.
+  mqdr.kill9();
+  mqdr.start();
+  ASSERT_TRUE(kt::wait_until([&] { return w.group().is_object(); }, 60s)) << slurp(w.dir / "mqdr.log");
+  EXPECT_EQ(w.group()["state"], "failed_over");
+  EXPECT_EQ(w.group()["epoch"], 1);
+  EXPECT_FALSE(w.mirror_running("fo-kafka"));
+
+  // Consumers on the standbys find everything replicated before the kill.
+  std::set<std::string> rabbit_b;
+  w.expect_readable('b', "a", 500, 0, rabbit_b, 120s);
+
+  // Written on the standbys during the outage.
+  w.write('b', "b", 100, 500);
+
+  ASSERT_EQ(mqdr::test::harness("up kafka-a nats-a rabbit-a"), 0);
+  restart.armed = false;
+  ASSERT_TRUE(kt::wait_until([&] { return w.group().value("reverse_replication", false); }, 180s))
+      << w.group().dump(2) << slurp(w.dir / "mqdr.log");
+
+  int rc = -1;
+  ASSERT_TRUE(kt::wait_until(
+      [&] {
+        rc = run_cli({"failback", "-c", config.string(), "--group", "all"}, w.dir / "fb.log");
+        return rc == 0;
+      },
+      240s, 2s))
+      << rc << "\n" << slurp(w.dir / "fb.log") << "\n" << w.group().dump(2);
+  EXPECT_EQ(w.clients()["active"], "primary");
+  EXPECT_EQ(w.clients()["epoch"], 2);
+  EXPECT_EQ(w.group()["state"], "replicating");
+
+  // Nothing written on the standbys during the outage is lost: it is on the primaries now.
+  std::set<std::string> rabbit_a;
+  w.expect_readable('a', "b", 100, 500, rabbit_a, 120s);
+  EXPECT_EQ(mqdr.terminate(30s), 0);
+}
+
+}  // namespace
+}  // namespace mqdr
