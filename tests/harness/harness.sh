@@ -60,11 +60,13 @@ RABBIT_USER=mqdr RABBIT_PASS=mqdr-secret
 # TLS/SASL brokers (`up tls`). kafka-tls: PLAINTEXT (harness and inter-broker use), SSL with a
 # required client certificate, SASL_SSL with SCRAM-SHA-512 and PLAIN, and a second SSL listener
 # on 127.0.0.2, an address the server certificate does not name (hostname-check tests).
-KAFKA_TLS_PLAIN=$((51092 + PO)) KAFKA_TLS_CTRL=$((51093 + PO)) KAFKA_TLS_SSL=$((51094 + PO))
-KAFKA_TLS_SASL=$((51095 + PO)) KAFKA_TLS_OTHER=$((51096 + PO))
-NATS_TLS_PORT=$((54222 + PO)) NATS_TLS_MON=$((58222 + PO))
+# Below the kernel's ephemeral range (32768+), so that a client connection's local port cannot
+# hold one of them when the broker binds.
+KAFKA_TLS_PLAIN=$((17092 + PO)) KAFKA_TLS_CTRL=$((17093 + PO)) KAFKA_TLS_SSL=$((17094 + PO))
+KAFKA_TLS_SASL=$((17095 + PO)) KAFKA_TLS_OTHER=$((17096 + PO))
+NATS_TLS_PORT=$((16222 + PO)) NATS_TLS_MON=$((16223 + PO))
 # rabbit-a's amqps listeners (client certificate required): 127.0.0.1 and 127.0.0.2.
-RABBIT_A_TLS=$((35675 + PO)) RABBIT_A_TLS_OTHER=$((35676 + PO))
+RABBIT_A_TLS=$((16671 + PO)) RABBIT_A_TLS_OTHER=$((16672 + PO))
 # Credentials of the TLS brokers: distinctive strings, so tests can grep outputs for them.
 KAFKA_SCRAM_USER=mqdr-scram KAFKA_SCRAM_PASS=scram-pw-h4rn3ss-51
 KAFKA_PLAIN_USER=mqdr-plain KAFKA_PLAIN_PASS=plain-pw-h4rn3ss-52
