@@ -214,8 +214,8 @@ class BackupScheduler final : public DaemonExtension {
       s.state = "running";
       s.progress = progress;
     }
-    spdlog::info("backup plan={} cluster={}: taking a {} backup", plan.name, plan.cluster,
-                 full ? "full" : "incremental");
+    spdlog::info("backup plan={} cluster={}: taking {} backup", plan.name, plan.cluster,
+                 full ? "a full" : "an incremental");
     const auto* cluster = cfg.cluster(plan.cluster);
     try {
       if (cluster == nullptr) throw std::runtime_error("cluster " + plan.cluster + " is not configured");

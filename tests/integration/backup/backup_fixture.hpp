@@ -79,6 +79,11 @@ class Child {
     waitpid(pid_, &status, 0);
     pid_ = -1;
   }
+  // SIGTERM, then wait(limit).
+  int terminate(std::chrono::milliseconds limit) {
+    if (pid_ > 0) ::kill(pid_, SIGTERM);
+    return wait(limit);
+  }
   // Waits for the exit (at most `limit`, then SIGKILL); returns the exit code.
   int wait(std::chrono::milliseconds limit) {
     const auto until = std::chrono::steady_clock::now() + limit;
