@@ -189,8 +189,8 @@ failover:
         120s);
   }
   nlohmann::json clients() const {
-    auto text = slurp(dir / "clients.json");
-    return nlohmann::json::parse(text, nullptr, false);
+    auto j = nlohmann::json::parse(slurp(dir / "clients.json"), nullptr, false);
+    return j.is_object() ? j : nlohmann::json::object();
   }
 
   // Topic, stream, exchange and queue on the primaries.
