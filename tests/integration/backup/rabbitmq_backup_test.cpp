@@ -151,5 +151,44 @@ TEST_F(RabbitBackup, Kill9DuringRestoreThenRerunHasEveryMessageOnce) {
   b.delete_queue(q2);
 }
 
+TEST_F(RabbitBackup, Kill9DuringBackupGivesEveryMessageBackAndLeavesNoBackup) {
+  Scratch s("rbk");
+  const std::string sfx = mqdr::test::rabbit::suffix();
+  const std::string q = "bk.kb." + sfx;
+  Client a(mqdr::test::rabbit::node_a());
+  a.queue(q);
+  constexpr int kMessages = 60000;
+  publish(a, "", q, 0, kMessages);
+  ASSERT_TRUE(wait_for([&] { return a.depth(q) == kMessages; }, 60s));
+  config(s, "rkb", q, "");
+  {
+    Child c({"backup", "-c", s.config().string(), "--plan", "rkb"}, s.dir() / "killed.log");
+    ASSERT_TRUE(wait_for([&] {
+      if (!c.running()) return true;
+      std::error_code ec;
+      for (const auto& de : fs::recursive_directory_iterator(s.backups() / "rkb", ec)) {
+        if (de.path().string().find(".seg") != std::string::npos) return true;
+      }
+      return false;
+    }, 120s)) << c.output();
+    ASSERT_TRUE(c.running()) << "the backup ended before it could be killed: " << c.output();
+    c.kill9();
+  }
+  EXPECT_TRUE(s.backup_names("rkb").empty());
+  // The broker gives the unacked messages back when the dead connection closes.
+  EXPECT_TRUE(wait_for([&] { return a.depth(q) == kMessages; }, 60s)) << a.depth(q);
+  RunResult again = s.mqdr({"backup", "-c", s.config().string(), "--plan", "rkb"});
+  ASSERT_EQ(again.rc, 0) << again.out;
+  EXPECT_EQ(read_manifest(s.backups() / "rkb" / s.backup_names("rkb").at(0)).records,
+            static_cast<std::uint64_t>(kMessages));
+  ASSERT_TRUE(wait_for([&] { return a.depth(q) == kMessages; }, 60s));
+  const auto live = a.take(q, kMessages, 120s);
+  ASSERT_EQ(live.size(), static_cast<std::size_t>(kMessages));
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_EQ(live[static_cast<std::size_t>(i)].body, fmt::format("{{\"i\":{}}}", i)) << "order kept, " << i;
+  }
+  a.delete_queue(q);
+}
+
 }  // namespace
 }  // namespace mqdr::backup::test
