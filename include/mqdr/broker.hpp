@@ -53,6 +53,18 @@ struct VerifyResult {
   std::vector<std::string> unchecked;                // what could not be compared, and why
 };
 
+// The failover controller runs a mirror's reverse (source and target swapped) under the name
+// `<mirror>.reverse`; the reverse of a reverse mirror is the forward one. Adapters that must
+// prepare the mirror that will carry writes back (e.g. RabbitMQ capture queues on the promoted
+// side) use the same names.
+inline std::string opposite_mirror_name(const std::string& mirror) {
+  constexpr std::string_view kSuffix = ".reverse";
+  if (mirror.size() > kSuffix.size() && mirror.ends_with(kSuffix)) {
+    return mirror.substr(0, mirror.size() - kSuffix.size());
+  }
+  return mirror + std::string(kSuffix);
+}
+
 // Failover-time operations on one mirror (source = primary side, target = standby side). Each
 // call opens what it needs and returns within its deadline. Called by the failover driver.
 class MirrorOps {

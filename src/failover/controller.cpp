@@ -299,7 +299,7 @@ struct FailoverController::Impl {
 
   static MirrorConfig reverse_of(const MirrorConfig& m) {
     MirrorConfig r = m;
-    r.name = m.name + ".reverse";
+    r.name = opposite_mirror_name(m.name);
     std::swap(r.source, r.target);
     return r;
   }

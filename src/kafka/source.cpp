@@ -248,6 +248,9 @@ Lag KafkaSource::lag() {
   const std::int64_t now = now_ms();
   for (int i = 0; i < assigned->cnt; ++i) {
     const auto& p = assigned->elems[i];
+    // mqdr's own heartbeats are not the user's data: a backlog of them (a mirror starting
+    // afresh) must not count as replication lag, e.g. against a failover group's max_lag.
+    if (p.topic == kHeartbeatTopic) continue;
     std::int64_t lo = 0, hi = 0;
     if (rd_kafka_get_watermark_offsets(rk_.get(), p.topic, p.partition, &lo, &hi) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||

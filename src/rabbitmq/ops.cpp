@@ -131,6 +131,25 @@ class RabbitMirrorOps : public MirrorOps {
     Status st = standby.open(left(until), 0);
     if (!st.is_ok()) return st;
 
+    // Applications write to the promoted side from the switch on; the mirror that will carry
+    // those writes back (started once the other side answers again) must capture them from now:
+    // its capture queues are declared here, on the promoted side.
+    {
+      MirrorConfig back = m;
+      back.name = opposite_mirror_name(m.name);
+      std::swap(back.source, back.target);
+      Management dst_mgmt(ctx_.target, std::min(left(until), Duration(3000)));
+      std::vector<CaptureState> captures;
+      if (Status cst = ensure_capture(standby, dst_mgmt, back, captures); !cst.is_ok()) {
+        return Status::retry(fmt::format("capture queues for mirror {} on {}: {}", back.name,
+                                         ctx_.target.name, cst.message()));
+      }
+      for (const auto& c : captures) {
+        spdlog::info("mirror={} cluster={} captures exchange {} for {} into {}", m.name,
+                     ctx_.target.name, c.exchange, back.name, c.queue);
+      }
+    }
+
     // The primary may be gone; then the persisted depths decide.
     Connection primary(ctx_.source, fmt::format("mirror {} promote", m.name));
     Management src_mgmt(ctx_.source, std::min(left(until), Duration(3000)));

@@ -95,7 +95,12 @@ struct World {
   }
   ~World() {
     std::error_code ec;
-    if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir, ec);
+    // Kept (with mqdr.log) when the test failed or is failing with an exception.
+    if (!::testing::Test::HasFailure() && std::uncaught_exceptions() == 0) {
+      std::filesystem::remove_all(dir, ec);
+    } else {
+      std::printf("kept %s\n", dir.c_str());
+    }
   }
 
   std::filesystem::path config(const std::string& token = "fo-token-1") const {
