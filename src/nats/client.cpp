@@ -6,6 +6,12 @@
 #include <mutex>
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <fstream>
+#include <sstream>
 
 #include "mqdr/tls_errors.hpp"
 
@@ -34,6 +40,91 @@ std::string error_text(natsStatus s, jsErrCode code) {
   if (last != nullptr && *last != '\0' && text != last) text = std::string(last);
   if (static_cast<int>(code) != 0) text += fmt::format(" (JetStream error {})", static_cast<int>(code));
   return text;
+}
+
+namespace {
+
+// NKeys (github.com/nats-io/nkeys): base32 (RFC 4648, no padding) of a prefix, an Ed25519 key
+// and a CRC-16/XMODEM of both, little-endian.
+constexpr std::string_view kBase32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+constexpr unsigned char kPrefixSeed = 18 << 3;  // 'S'
+constexpr unsigned char kPrefixUser = 20 << 3;  // 'U'
+
+std::uint16_t crc16(const unsigned char* data, std::size_t n) {
+  std::uint16_t crc = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    crc ^= static_cast<std::uint16_t>(data[i] << 8);
+    for (int b = 0; b < 8; ++b) {
+      crc = (crc & 0x8000) != 0 ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021)
+                                : static_cast<std::uint16_t>(crc << 1);
+    }
+  }
+  return crc;
+}
+
+bool base32_decode(std::string_view text, std::vector<unsigned char>& out) {
+  out.clear();
+  unsigned buffer = 0;
+  int bits = 0;
+  for (char c : text) {
+    const auto pos = kBase32.find(c);
+    if (pos == std::string_view::npos) return false;
+    buffer = (buffer << 5) | static_cast<unsigned>(pos);
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<unsigned char>((buffer >> bits) & 0xFF));
+    }
+  }
+  return true;
+}
+
+std::string base32_encode(const unsigned char* data, std::size_t n) {
+  std::string out;
+  unsigned buffer = 0;
+  int bits = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    buffer = (buffer << 8) | data[i];
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out.push_back(kBase32[(buffer >> bits) & 31]);
+    }
+  }
+  if (bits > 0) out.push_back(kBase32[(buffer << (5 - bits)) & 31]);
+  return out;
+}
+
+}  // namespace
+
+std::string nkey_public_from_seed(std::string_view seed, std::string& error) {
+  std::vector<unsigned char> raw;
+  std::string result;
+  if (!base32_decode(seed, raw) || raw.size() != 36) {
+    error = "not an NKey seed (expected 58 base32 characters starting with 'SU')";
+  } else if (crc16(raw.data(), 34) != (raw[34] | (raw[35] << 8))) {
+    error = "the NKey seed's checksum is wrong (a truncated or mistyped seed?)";
+  } else if ((raw[0] & 0xF8) != kPrefixSeed ||
+             (((raw[0] & 7) << 5) | ((raw[1] & 0xF8) >> 3)) != kPrefixUser) {
+    error = "not a user NKey seed (it must start with 'SU')";
+  } else {
+    EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw.data() + 2, 32);
+    std::array<unsigned char, 35> pub{};
+    std::size_t len = 32;
+    if (key == nullptr || EVP_PKEY_get_raw_public_key(key, pub.data() + 1, &len) != 1 ||
+        len != 32) {
+      error = "cannot derive the public key of the NKey seed";
+    } else {
+      pub[0] = kPrefixUser;
+      const std::uint16_t crc = crc16(pub.data(), 33);
+      pub[33] = static_cast<unsigned char>(crc & 0xFF);
+      pub[34] = static_cast<unsigned char>(crc >> 8);
+      result = base32_encode(pub.data(), pub.size());
+    }
+    EVP_PKEY_free(key);
+  }
+  OPENSSL_cleanse(raw.data(), raw.size());
+  return result;
 }
 
 std::string url_host(std::string_view url) {
@@ -127,6 +218,28 @@ Status Connection::connect(const ClusterConfig& cluster, const std::string& name
   if (s == NATS_OK && !n.credentials_file.empty()) {
     s = natsOptions_SetUserCredentialsFromFiles(opts.get(), n.credentials_file.c_str(), nullptr);
   }
+  if (s == NATS_OK && !n.nkey_seed_file.empty() && n.credentials_file.empty()) {
+    // cnats signs the server's nonce with the seed (read from the file at each connect) and
+    // sends the public key, which it cannot work out itself.
+    std::ifstream in(n.nkey_seed_file);
+    std::string line, seed;
+    while (std::getline(in, line)) {
+      const auto start = line.find_first_not_of(" \t\r");
+      if (start != std::string::npos && line.compare(start, 2, "SU") == 0) {
+        seed = line.substr(start, line.find_last_not_of(" \t\r") + 1 - start);
+        break;
+      }
+    }
+    OPENSSL_cleanse(line.data(), line.size());
+    std::string why;
+    const std::string pub = seed.empty() ? std::string() : nkey_public_from_seed(seed, why);
+    OPENSSL_cleanse(seed.data(), seed.size());
+    if (pub.empty()) {
+      return Status::fatal("cluster " + cluster.name + ": nkey_seed_file " + n.nkey_seed_file +
+                           ": " + (why.empty() ? "no line starting with 'SU' (a user seed)" : why));
+    }
+    s = natsOptions_SetNKeyFromSeed(opts.get(), pub.c_str(), n.nkey_seed_file.c_str());
+  }
   if (s == NATS_OK && !n.token.empty()) s = natsOptions_SetToken(opts.get(), n.token.reveal().c_str());
   if (s == NATS_OK && !n.user.empty()) {
     s = natsOptions_SetUserInfo(opts.get(), n.user.c_str(), n.password.reveal().c_str());
@@ -148,11 +261,6 @@ Status Connection::connect(const ClusterConfig& cluster, const std::string& name
   }
   if (s != NATS_OK) {
     return Status::fatal("cluster " + cluster.name + ": bad connection settings: " + error_text(s));
-  }
-  if (!n.nkey_seed_file.empty() && n.credentials_file.empty()) {
-    return Status::fatal("cluster " + cluster.name +
-                         ": nkey_seed_file alone is not supported by the NATS adapter; use "
-                         "credentials_file (a .creds file holds the seed and the user JWT)");
   }
   natsConnection* conn = nullptr;
   s = natsConnection_Connect(&conn, opts.get());

@@ -60,6 +60,10 @@ inline constexpr std::string_view kRawHeadersAttribute = "nats.raw_headers";
 // "text (status N, JetStream error E)" including cnats' last error for this thread.
 std::string error_text(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0));
 
+// The public key ("U...") of a user NKey seed ("SU..."); empty with `error` set when the seed
+// is malformed. The seed is never part of the error.
+std::string nkey_public_from_seed(std::string_view seed, std::string& error);
+
 // Host of a server URL ("tls://user@h:4222" -> "h", "nats://[::1]:4222" -> "::1").
 std::string url_host(std::string_view url);
 

@@ -15,7 +15,9 @@
 #include "mqdr/kafka.hpp"
 #include "mqdr/nats.hpp"
 #include "mqdr/rabbitmq.hpp"
+#include "nats/client.hpp"
 #include "tests/harness/endpoints.hpp"
+#include "tests/unit/ops/ops_util.hpp"
 
 namespace mqdr {
 namespace {
@@ -215,6 +217,80 @@ TEST_F(NatsTls, WrongTokenIsRefusedWithoutEchoingIt) {
   ASSERT_FALSE(r.ok);
   EXPECT_NE(lower(r.message).find("authorization"), std::string::npos) << r.message;
   expect_no_secret(r.message);
+}
+
+// NKey authentication (`nkey_seed_file`): a nats-server of the test's own, with TLS from the
+// harness's certificates and one NKey user. The seed/public pair is the NATS documentation's
+// example (`nk -gen user -pubout`); the server checks the public key mqdr derives and the nonce
+// signature cnats makes with the seed.
+class NatsNkey : public ::testing::Test {
+ protected:
+  static constexpr const char* kSeed = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY";
+  static constexpr const char* kPublic = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4";
+
+  void SetUp() override {
+    ASSERT_TRUE(ops_test::which("nats-server")) << "nats-server is not installed";
+    const auto& ep = Endpoints::get();
+    ASSERT_TRUE(std::filesystem::exists(ep.tls_ca)) << "no harness certificates: run "
+                                                       "`tests/harness/harness.sh up tls`";
+    port_ = ops_test::free_port();
+    ops_test::spit(dir_ / "nats.conf",
+                   "listen: \"127.0.0.1:" + std::to_string(port_) + "\"\n"
+                   "tls { cert_file: \"" + ep.tls_dir + "/server.pem\", key_file: \"" + ep.tls_dir +
+                   "/server.key\", ca_file: \"" + ep.tls_ca + "\" }\n"
+                   "authorization { users: [ { nkey: " + kPublic + " } ] }\n"
+                   "jetstream { store_dir: \"" + (dir_ / "js").string() + "\" }\n");
+    server_ = ops_test::spawn({"nats-server", "-c", (dir_ / "nats.conf").string()},
+                              dir_ / "nats.log");
+    ASSERT_TRUE(ops_test::eventually(
+        [&] { return test::reachable("127.0.0.1:" + std::to_string(port_)); }, 30s))
+        << ops_test::slurp(dir_ / "nats.log");
+  }
+  void TearDown() override { ops_test::stop(server_); }
+
+  std::string cluster_yaml(const std::string& seed_file) const {
+    return "    kind: nats\n"
+           "    servers: [tls://127.0.0.1:" + std::to_string(port_) + "]\n"
+           "    nkey_seed_file: " + seed_file + "\n" + tls_block(Endpoints::get().tls_ca, false);
+  }
+  std::string seed_file(const std::string& name, const std::string& content) const {
+    ops_test::spit(dir_ / name, content);
+    std::filesystem::permissions(dir_ / name, std::filesystem::perms::owner_read |
+                                                  std::filesystem::perms::owner_write);
+    return (dir_ / name).string();
+  }
+
+  ops_test::TempDir dir_{"nkey"};
+  ops_test::Proc server_;
+  int port_ = 0;
+};
+
+TEST_F(NatsNkey, PublicKeyIsDerivedFromTheSeed) {
+  std::string why;
+  EXPECT_EQ(nats::nkey_public_from_seed(kSeed, why), kPublic) << why;
+  std::string broken = kSeed;
+  broken[20] = broken[20] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(nats::nkey_public_from_seed(broken, why), "");
+  EXPECT_NE(why.find("checksum"), std::string::npos) << why;
+  EXPECT_EQ(why.find(broken), std::string::npos) << why;
+}
+
+TEST_F(NatsNkey, SeedFileConnects) {
+  // Comments and blank lines around the seed, as `nk` and .nk files have them.
+  auto r = probe(cluster_from_yaml(cluster_yaml(
+      seed_file("user.nk", "# NKey seed of the mqdr user\n\n" + std::string(kSeed) + "\n"))));
+  EXPECT_TRUE(r.ok) << r.message << "\n" << ops_test::slurp(dir_ / "nats.log");
+}
+
+TEST_F(NatsNkey, MalformedSeedIsRefusedWithoutShowingIt) {
+  std::string broken = kSeed;
+  broken[30] = broken[30] == 'A' ? 'B' : 'A';
+  auto r = probe(cluster_from_yaml(cluster_yaml(seed_file("broken.nk", broken + "\n"))), 4s);
+  ASSERT_FALSE(r.ok);
+  EXPECT_NE(r.message.find("nkey_seed_file"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("checksum"), std::string::npos) << r.message;
+  EXPECT_EQ(r.message.find(broken), std::string::npos) << r.message;
+  EXPECT_EQ(r.message.find(kSeed), std::string::npos) << r.message;
 }
 
 // --- RabbitMQ -------------------------------------------------------------------------------
