@@ -652,8 +652,11 @@ rabbit_post_ready() { # idempotent: vhost `orders` with full permissions for the
   if [ "$1" = rabbit-a ]; then # the TLS tests' user (no management tag), and its amqps listeners
     "${put[@]}" "$base/users/$RABBIT_TLS_USER" -d "{\"password\":\"$RABBIT_TLS_PASS\",\"tags\":\"\"}" >/dev/null &&
     "${put[@]}" "$base/permissions/%2F/$RABBIT_TLS_USER" -d '{"configure":".*","write":".*","read":".*"}' >/dev/null &&
-    "${put[@]}" "$base/permissions/orders/$RABBIT_TLS_USER" -d '{"configure":".*","write":".*","read":".*"}' >/dev/null &&
-    port_open "$RABBIT_A_TLS" || return 1
+    "${put[@]}" "$base/permissions/orders/$RABBIT_TLS_USER" -d '{"configure":".*","write":".*","read":".*"}' >/dev/null || return 1
+    if ! port_open "$RABBIT_A_TLS"; then
+      err "rabbit-a has no amqps listener on $RABBIT_A_TLS (started by an older harness.sh?): restart it with 'harness.sh down rabbit-a && harness.sh up rabbit-a'"
+      return 1
+    fi
   fi
 }
 rabbit_cli() { # tool a|b args...
