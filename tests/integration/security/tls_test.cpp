@@ -265,16 +265,6 @@ class NatsNkey : public ::testing::Test {
   int port_ = 0;
 };
 
-TEST_F(NatsNkey, PublicKeyIsDerivedFromTheSeed) {
-  std::string why;
-  EXPECT_EQ(nats::nkey_public_from_seed(kSeed, why), kPublic) << why;
-  std::string broken = kSeed;
-  broken[20] = broken[20] == 'A' ? 'B' : 'A';
-  EXPECT_EQ(nats::nkey_public_from_seed(broken, why), "");
-  EXPECT_NE(why.find("checksum"), std::string::npos) << why;
-  EXPECT_EQ(why.find(broken), std::string::npos) << why;
-}
-
 TEST_F(NatsNkey, SeedFileConnects) {
   // Comments and blank lines around the seed, as `nk` and .nk files have them.
   auto r = probe(cluster_from_yaml(cluster_yaml(
