@@ -243,6 +243,9 @@ TEST_F(SecretsTest, NoSecretInLogsStatusMetricsClientsFileOrValidateErrors) {
   EXPECT_EQ(cli.code, 0) << cli.output;
   EXPECT_NE(cli.output.find("kafka-sasl"), std::string::npos) << cli.output;
   expect_absent("mqdr status --json", cli.output, secrets);
+  auto table = run({MQDR_BINARY, "status", "-c", (dir / "mqdr.yaml").string()}, env);
+  EXPECT_EQ(table.code, 0) << table.output;
+  expect_absent("mqdr status", table.output, secrets);
   const std::string clients = slurp(dir / "clients.json");
   EXPECT_NE(clients.find("kafka-sasl"), std::string::npos) << clients;
   expect_absent("the clients file", clients, secrets);
