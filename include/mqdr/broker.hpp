@@ -81,6 +81,12 @@ class MirrorOps {
   virtual VerifyResult verify(Duration deadline) = 0;
   // What the source holds beyond what reached the target (reported when an old primary returns).
   virtual nlohmann::json unreplicated(Duration deadline) = 0;
+  // The mirror no longer runs in this direction (a switch stopped it and its source side is not
+  // the active one any more): release what it keeps on its source for replication, e.g. the
+  // RabbitMQ capture queues, which would otherwise go on collecting what the opposite mirror
+  // publishes there. Never drops what was not replicated: what still holds messages is only
+  // detached and reported. Returns what was done (JSON for the switch record).
+  virtual nlohmann::json retire(Duration /*deadline*/) { return nlohmann::json::object(); }
 };
 using MirrorOpsPtr = std::unique_ptr<MirrorOps>;
 

@@ -670,6 +670,15 @@ struct FailoverController::Impl {
         d["error"] = e.what();
         unchecked.push_back(m.name + ": " + e.what());
       }
+      // Verified and stopped for good in this direction: release what it keeps on its source
+      // (when that side answers; otherwise when it returns, after the unreplicated report).
+      if (source_up) {
+        try {
+          d["released"] = ops->retire(deadline);
+        } catch (const std::exception& e) {
+          d["released"] = {{"error", e.what()}};
+        }
+      }
       per[m.name] = d;
     }
     r.detail["mirrors"] = per;
@@ -805,6 +814,10 @@ struct FailoverController::Impl {
                             : nlohmann::json{{"unchecked", fmt::format(
                                                                "no failover operations for kind {}",
                                                                kind_name(m.kind))}};
+          // Reported; now detached from what the reverse mirror will write on this side.
+          if (ops && per[m.name].is_object()) {
+            per[m.name]["released"] = ops->retire(g.cfg.drain_timeout);
+          }
         } catch (const std::exception& e) {
           per[m.name] = {{"error", e.what()}};
         }

@@ -36,6 +36,60 @@ std::string capture_queue_name(const std::string& mirror, const std::string& exc
   return fmt::format("mqdr.capture.{}.{}", mirror, exchange);
 }
 
+Status release_capture(Connection& conn, Management& mgmt, const MirrorConfig& mirror,
+                       nlohmann::json& out) {
+  out = nlohmann::json::object();
+  for (const auto& exchange : mirror.rabbitmq.exchanges) {
+    const std::string queue = capture_queue_name(mirror.name, exchange);
+    Status st = conn.open_channel(kSetup);
+    if (!st.is_ok()) return st;
+    std::optional<QueueCounts> counts;
+    st = conn.queue_counts(kSetup, queue, counts);
+    if (!st.is_ok() && conn.reply_code() != kNotFound) return st;
+    if (!counts) {
+      out[queue] = {{"absent", true}};
+      continue;
+    }
+    if (!st.is_ok()) (void)conn.open_channel(kSetup);
+    // Detach first, so that nothing more arrives while it is emptied or deleted.
+    std::set<std::string> keys = {"", "#"};
+    if (mgmt.configured()) {
+      nlohmann::json mine;
+      if (mgmt.get(fmt::format("/api/bindings/{}/e/{}/q/{}", mgmt.vhost(),
+                               Management::enc(exchange), Management::enc(queue)),
+                   mine)
+              .is_ok() &&
+          mine.is_array()) {
+        keys.clear();
+        for (const auto& b : mine) keys.insert(b.value("routing_key", ""));
+      }
+    }
+    for (const auto& k : keys) {
+      if (st = unbind_queue(conn, queue, exchange, k); !st.is_ok()) return st;
+    }
+    amqp_queue_delete(conn.state(), kSetup, bytes_of(queue), /*if_unused=*/0, /*if_empty=*/1);
+    st = conn.check(amqp_get_rpc_reply(conn.state()),
+                    fmt::format("deleting capture queue '{}'", queue), kSetup);
+    if (st.is_ok()) {
+      out[queue] = {{"deleted", true}};
+      spdlog::info("mirror={} cluster={} capture queue {} deleted", mirror.name,
+                   conn.cluster().name, queue);
+      continue;
+    }
+    if (conn.reply_code() != kPreconditionFailed) return st;
+    // Not empty: what it holds was never replicated; it stays (detached) and is reported.
+    (void)conn.open_channel(kSetup);
+    std::optional<QueueCounts> left;
+    (void)conn.queue_counts(kSetup, queue, left);
+    const auto n = left ? static_cast<std::int64_t>(left->messages) : -1;
+    out[queue] = {{"kept_messages", n}};
+    spdlog::warn("mirror={} cluster={} capture queue {} kept, detached from '{}': it holds {} "
+                 "messages that were never replicated",
+                 mirror.name, conn.cluster().name, queue, exchange, n);
+  }
+  return Status::ok();
+}
+
 Status ensure_capture(Connection& conn, Management& mgmt, const MirrorConfig& mirror,
                       std::vector<CaptureState>& out) {
   out.clear();

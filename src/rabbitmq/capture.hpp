@@ -33,4 +33,11 @@ struct CaptureState {
 Status ensure_capture(Connection& conn, Management& mgmt, const MirrorConfig& mirror,
                       std::vector<CaptureState>& out);
 
+// The opposite of ensure_capture, for a mirror that stopped for good in this direction: each
+// capture queue of `mirror` on the source is unbound from its exchange, then deleted when empty
+// (kept, with its messages, otherwise). `out` gets per queue {"deleted": true} or
+// {"kept_messages": N} or {"absent": true}.
+Status release_capture(Connection& conn, Management& mgmt, const MirrorConfig& mirror,
+                       nlohmann::json& out);
+
 }  // namespace mqdr::rabbitmq

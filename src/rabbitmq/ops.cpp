@@ -170,6 +170,21 @@ class RabbitMirrorOps : public MirrorOps {
     return st;
   }
 
+  nlohmann::json retire(Duration deadline) override {
+    nlohmann::json out;
+    if (ctx_.mirror.rabbitmq.exchanges.empty()) return nlohmann::json::object();
+    Connection conn(ctx_.source, fmt::format("mirror {} retire", ctx_.mirror.name));
+    Management mgmt(ctx_.source, deadline);
+    Status st = conn.open(deadline, 0);
+    if (st.is_ok()) st = release_capture(conn, mgmt, ctx_.mirror, out);
+    if (!st.is_ok()) {
+      spdlog::warn("mirror={} cluster={} capture queues not released: {}", ctx_.mirror.name,
+                   ctx_.source.name, st.message());
+      return {{"error", st.message()}};
+    }
+    return out;
+  }
+
   VerifyResult verify(Duration deadline) override {
     VerifyResult r;
     const auto until = Clock::now() + deadline;

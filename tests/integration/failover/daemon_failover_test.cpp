@@ -335,8 +335,13 @@ TEST(FailoverDaemon, DrillOnLiveBrokers) {
   EXPECT_EQ(g["state"], "replicating");
   EXPECT_EQ(g["epoch"], 2);
   EXPECT_EQ(w.clients()["active"], "primary");
-  EXPECT_TRUE(w.mirror_running("fo-kafka"));
+  EXPECT_TRUE(kt::wait_until([&] { return w.mirror_running("fo-kafka"); }, 60s));
   EXPECT_FALSE(w.mirror_running("fo-kafka.reverse"));
+  // The failed-over drill's capture queues: the reverse one on the standby was released after
+  // the failback, the forward one is in use again on the primary.
+  rt::Client ra(rt::node_a());
+  EXPECT_FALSE(rb.counts("mqdr.capture.fo-rabbit.reverse." + w.exchange).has_value());
+  EXPECT_TRUE(ra.counts("mqdr.capture.fo-rabbit." + w.exchange).has_value());
   EXPECT_EQ(mqdr.terminate(30s), 0);
 }
 
@@ -415,6 +420,12 @@ TEST(FailoverDaemon, KillNineOfAllThreePrimaries) {
   EXPECT_EQ(w.clients()["active"], "primary");
   EXPECT_EQ(w.clients()["epoch"], 2);
   EXPECT_EQ(w.group()["state"], "replicating");
+
+  // The reverse mirror's capture queue on the standby went with it (it would otherwise collect
+  // everything the forward mirror publishes there); the forward one on the primary is back.
+  rt::Client ra(rt::node_a());
+  EXPECT_FALSE(rb.counts("mqdr.capture.fo-rabbit.reverse." + w.exchange).has_value());
+  EXPECT_TRUE(ra.counts("mqdr.capture.fo-rabbit." + w.exchange).has_value());
 
   // Nothing written on the standbys during the outage is lost: it is on the primaries now.
   std::set<std::string> rabbit_a;
