@@ -144,6 +144,14 @@ int run_restore(const std::string& file, const std::string& from, const std::str
                              to, to_string(cluster->kind));
     return cli::kUsageError;
   }
+  for (const auto& [from_name, to_name] : renames) {
+    const bool item = m.item(from_name) != nullptr;
+    const bool named = m.topology.dump().find(nlohmann::json(from_name).dump()) != std::string::npos;
+    if (!item && !named) {
+      std::cerr << fmt::format("mqdr restore: warning: --rename {}={}: the backup has no item named '{}'\n",
+                               from_name, to_name, from_name);
+    }
+  }
   RestoreOptions opt;
   opt.backup_dir = dir;
   opt.renames = renames;

@@ -42,7 +42,7 @@ std::string sha256_hex(std::string_view data);
 // SHA-256 of a whole file; nullopt when it cannot be read.
 std::optional<std::string> sha256_file(const std::filesystem::path& file);
 
-// Entry encoding (header + body) of one record.
+// Appends the entry (header + body) of one record to `out`.
 void encode_record(const Record& r, std::string& out);
 // Decodes one body (without the 8-byte entry header). False when malformed.
 bool decode_body(std::string_view body, Record& out);
@@ -72,7 +72,7 @@ class SegmentWriter {
   std::FILE* fp_ = nullptr;
   void* cctx_ = nullptr;
   Sha256 sha_;
-  std::string entry_, out_buf_, pending_;
+  std::string out_buf_, pending_;
   std::uint64_t records_ = 0, raw_bytes_ = 0, file_bytes_ = 0;
   std::string sha_hex_;
   bool plain_ = false;
@@ -101,7 +101,7 @@ class SegmentReader {
   std::FILE* fp_ = nullptr;
   void* dctx_ = nullptr;
   Sha256 sha_;
-  std::string in_buf_;
+  std::string in_buf_, out_buf_;
   std::size_t in_pos_ = 0, in_len_ = 0;
   std::string plain_;      // decompressed bytes not consumed yet
   std::size_t plain_pos_ = 0;

@@ -138,12 +138,17 @@ class KafkaReader : public BackupReader {
       }
       std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard(m, rd_kafka_message_destroy);
       last_progress = std::chrono::steady_clock::now();
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) break;
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (m->partition == h.partition && m->rkt != nullptr && h.item == rd_kafka_topic_name(m->rkt)) break;
+        continue;
+      }
       if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (m->err == RD_KAFKA_RESP_ERR__TRANSPORT || m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) continue;
         throw std::runtime_error(fmt::format("topic {} partition {}: {}", h.item, h.partition,
                                              rd_kafka_message_errstr(m)));
       }
+      // Only the assigned partition counts (a fetch of an earlier assignment may still arrive).
+      if (m->partition != h.partition || h.item != rd_kafka_topic_name(m->rkt)) continue;
       if (m->offset >= h.end) break;
       Record r;
       r.item = h.item;

@@ -168,8 +168,9 @@ class NatsReader : public BackupReader {
       st = reader.next(batch, 512, std::chrono::seconds(1));
       if (!st.is_ok()) throw std::runtime_error(fmt::format("stream {}: {}", h.item, st.message()));
       if (batch.empty()) {
-        // The rest of [next, end) was deleted meanwhile (limits, purge): nothing more to read.
-        if (++idle >= 3) break;
+        // Nothing for 3 s: the rest of [next, end) was deleted meanwhile (limits, purge), or the
+        // server is slow. Either way the next backup continues from `next`, so nothing is skipped.
+        if (++idle >= 3) return next;
         continue;
       }
       idle = 0;
