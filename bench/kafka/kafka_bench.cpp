@@ -4,7 +4,12 @@
 //
 //   kafka_bench [--records N[,N...]] [--size BYTES] [--partitions P] [--latency-records M]
 //               [--latency-rate R] [--tools mqdr,mm2] [--mqdr PATH] [--mm2-classpath CP]
-//               [--mm2-heap "-Xms256M -Xmx2G"] [--keep-logs DIR]
+//               [--mm2-heap "-Xms256M -Xmx2G"] [--mm2-producer k=v,k=v] [--keep-logs DIR]
+//
+// MirrorMaker 2 runs with its defaults (the Connect worker's producer: linger.ms 0, batch.size
+// 16 KiB, one request in flight per connection) unless --mm2-producer sets properties of its
+// producers to the target (written as `<target alias>.producer.k = v`), e.g.
+// --mm2-producer linger.ms=5,batch.size=1048576 for a run closer to mqdr's producer settings.
 //
 // Per size N: one source topic of P partitions on kafka-a is filled with N records of BYTES
 // (round-robin over the partitions, no key, no compression) while no mover runs. Then, one tool
@@ -363,6 +368,7 @@ int main(int argc, char** argv) {
   std::string mqdr_bin = bench::env_or("MQDR_BIN", MQDR_BIN);
   std::string mm2_cp, logs_dir;
   std::string mm2_heap = "-Xms256M -Xmx2G";  // what Kafka's connect-mirror-maker.sh sets
+  std::string mm2_producer;  // "k=v,k=v": <target alias>.producer.k = v (MM2's producers)
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--records") sizes = parse_sizes(v);
@@ -374,11 +380,12 @@ int main(int argc, char** argv) {
     else if (k == "--mqdr") mqdr_bin = v;
     else if (k == "--mm2-classpath") mm2_cp = v;
     else if (k == "--mm2-heap") mm2_heap = v;
+    else if (k == "--mm2-producer") mm2_producer = v;
     else if (k == "--keep-logs") logs_dir = v;
     else {
       std::cerr << "usage: kafka_bench [--records N[,N...]] [--size BYTES] [--partitions P] "
                    "[--latency-records M] [--latency-rate R] [--tools mqdr,mm2] [--mqdr PATH] "
-                   "[--mm2-classpath CP] [--mm2-heap OPTS] [--keep-logs DIR]\n";
+                   "[--mm2-classpath CP] [--mm2-heap OPTS] [--mm2-producer k=v,k=v] [--keep-logs DIR]\n";
       return 2;
     }
   }
@@ -403,9 +410,10 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(work);
 
   std::printf("kafka_bench %s: %s -> %s, records of %zu B, %d partitions, latency %zu records at "
-              "%.0f/s; mqdr %s; MM2 heap %s; work dir %s; load average at start %s\n",
+              "%.0f/s; mqdr %s; MM2 heap %s, producer overrides '%s'; work dir %s; load average at start "
+              "%s\n",
               bench::utc_now().c_str(), kafka_a.c_str(), kafka_b.c_str(), size, partitions, m,
-              rate, mqdr_bin.c_str(), mm2_heap.c_str(), work.c_str(), bench::loadavg().c_str());
+              rate, mqdr_bin.c_str(), mm2_heap.c_str(), mm2_producer.c_str(), work.c_str(), bench::loadavg().c_str());
 
   rd_kafka_t* admin_a = make(RD_KAFKA_PRODUCER, kafka_a);
   rd_kafka_t* admin_b = make(RD_KAFKA_PRODUCER, kafka_b);
@@ -471,6 +479,17 @@ int main(int argc, char** argv) {
           << "sync.group.offsets.enabled = false\n"
           << "sync.topic.acls.enabled = false\n"
           << "refresh.groups.enabled = false\n";
+      {
+        std::ofstream extra(dir + "/mm2.properties", std::ios::app);
+        std::stringstream ps(mm2_producer);
+        std::string kv;
+        while (std::getline(ps, kv, ',')) {
+          const auto eq = kv.find('=');
+          if (eq != std::string::npos) {
+            extra << da << ".producer." << kv.substr(0, eq) << " = " << kv.substr(eq + 1) << "\n";
+          }
+        }
+      }
       std::vector<std::string> av = {"java"};
       std::stringstream hs(mm2_heap);
       std::string h;
