@@ -1,11 +1,76 @@
 #include "kafka/probe.hpp"
 
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <sstream>
 
 namespace mqdr::kafka {
 
 namespace {
 using Clock = std::chrono::steady_clock;
+
+// "host:port" or "[v6]:port" -> (host, port); nullopt when malformed.
+std::optional<std::pair<std::string, std::string>> split_host_port(std::string s) {
+  while (!s.empty() && s.front() == ' ') s.erase(0, 1);
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) return std::nullopt;
+  std::string host = s.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return std::make_pair(host, s.substr(colon + 1));
+}
+
+// True when every bootstrap server actively refuses TCP connections right now (a dead broker
+// process on a live host): the probe then fails at once instead of waiting out its timeout in
+// librdkafka's retries. A server that accepts, times out or cannot be resolved counts as "not
+// refused" and the normal probe decides.
+bool every_server_refuses(const std::string& bootstrap, int wait_ms) {
+  std::stringstream in(bootstrap);
+  std::string item;
+  int servers = 0;
+  while (std::getline(in, item, ',')) {
+    auto hp = split_host_port(item);
+    if (!hp) return false;
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (::getaddrinfo(hp->first.c_str(), hp->second.c_str(), &hints, &res) != 0 || res == nullptr) {
+      return false;
+    }
+    bool refused_all = true;
+    for (addrinfo* a = res; a != nullptr && refused_all; a = a->ai_next) {
+      int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) {
+        refused_all = false;
+        break;
+      }
+      int rc = ::connect(fd, a->ai_addr, a->ai_addrlen);
+      int err = rc == 0 ? 0 : errno;
+      if (rc != 0 && err == EINPROGRESS) {
+        pollfd p{fd, POLLOUT, 0};
+        if (::poll(&p, 1, wait_ms) == 1) {
+          socklen_t len = sizeof err;
+          ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        } else {
+          err = ETIMEDOUT;
+        }
+      }
+      ::close(fd);
+      if (err != ECONNREFUSED) refused_all = false;
+    }
+    ::freeaddrinfo(res);
+    if (!refused_all) return false;
+    ++servers;
+  }
+  return servers > 0;
+}
+
 int ms_left(Clock::time_point until) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
   return left > 0 ? static_cast<int>(left) : 0;
@@ -36,6 +101,11 @@ ProbeResult KafkaProbe::check(Duration timeout) {
     r.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     return r;
   };
+  if (every_server_refuses(cluster_.kafka.bootstrap_servers,
+                           static_cast<int>(std::min<long long>(200, timeout.count())))) {
+    return fail("every bootstrap server refuses connections (" + cluster_.kafka.bootstrap_servers +
+                ")");
+  }
   try {
     if (!producer_) {
       const std::string t = std::to_string(std::max<long long>(1000, timeout.count()));
