@@ -136,6 +136,15 @@ inline std::string shell_line(const std::string& cmd) {
   return out;
 }
 
+// The pid of a harness unit (`kafka-a/node1`, `nats-a`, ...) from its pid file; -1 if unknown.
+// Compared before and after a measurement: other engineers' tests may restart shared brokers.
+inline pid_t harness_pid(const std::string& unit_dir) {
+  std::ifstream in(env_or("MQDR_HARNESS_DIR", "/tmp/mqdr-harness") + "/" + unit_dir + "/pid");
+  pid_t p = -1;
+  in >> p;
+  return p;
+}
+
 struct Percentiles {
   double p50_ms = -1, p99_ms = -1, max_ms = -1;
   std::size_t count = 0;

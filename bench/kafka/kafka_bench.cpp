@@ -4,12 +4,14 @@
 //
 //   kafka_bench [--records N[,N...]] [--size BYTES] [--partitions P] [--latency-records M]
 //               [--latency-rate R] [--tools mqdr,mm2] [--mqdr PATH] [--mm2-classpath CP]
-//               [--mm2-heap "-Xms256M -Xmx2G"] [--mm2-producer k=v,k=v] [--keep-logs DIR]
+//               [--mm2-heap "-Xms256M -Xmx2G"] [--mm2-producer k=v,k=v] [--mm2-consumer k=v,k=v]
+//               [--keep-logs DIR]
 //
 // MirrorMaker 2 runs with its defaults (the Connect worker's producer: linger.ms 0, batch.size
 // 16 KiB, one request in flight per connection) unless --mm2-producer sets properties of its
 // producers to the target (written as `<target alias>.producer.k = v`), e.g.
-// --mm2-producer linger.ms=5,batch.size=1048576 for a run closer to mqdr's producer settings.
+// --mm2-producer linger.ms=5,batch.size=1048576 for a run closer to mqdr's producer settings;
+// --mm2-consumer does the same for its consumers on the source (`<source alias>.consumer.k = v`).
 //
 // Per size N: one source topic of P partitions on kafka-a is filled with N records of BYTES
 // (round-robin over the partitions, no key, no compression) while no mover runs. Then, one tool
@@ -275,6 +277,7 @@ struct Result {
   bench::Percentiles lat;
   std::string load;
   bool complete = false;
+  bool restarted = false;  // a broker's pid changed during the run: figures not comparable
 };
 
 struct Tool {
@@ -289,6 +292,7 @@ Result run_tool(const Tool& tool, const std::string& log, std::size_t n, int par
   r.tool = tool.name;
   r.n = n;
   r.load = bench::loadavg();
+  const pid_t apid = bench::harness_pid("kafka-a/node1"), bpid = bench::harness_pid("kafka-b/node1");
   rd_kafka_t* qb = make(RD_KAFKA_PRODUCER, kafka_b);
   const auto t0 = Clock::now();
   pid_t pid = bench::spawn(tool.argv, log);
@@ -326,6 +330,7 @@ Result run_tool(const Tool& tool, const std::string& log, std::size_t n, int par
   }
   r.hwm_kb = bench::proc_status_kb(pid, "VmHWM");
   bench::stop(pid);
+  r.restarted = bench::harness_pid("kafka-a/node1") != apid || bench::harness_pid("kafka-b/node1") != bpid;
   rd_kafka_destroy(qb);
   return r;
 }
@@ -342,10 +347,11 @@ void print(const Result& r) {
       "%-5s n=%-8zu copied %-8" PRId64
       " start->first %6.2f s  first->last %7.2f s  %9.0f rec/s  %7.1f MiB/s  (from process start "
       "%9.0f rec/s)  CPU %7.2f s  peak RSS %s  latency p50 %.1f ms p99 %.1f ms max %.1f ms (%zu)  "
-      "load %s%s\n",
+      "load %s%s%s\n",
       r.tool.c_str(), r.n, r.copied, r.startup_s, r.copy_s, r.rps, r.mibps, r.rps_total, r.cpu_s,
       fmt_kb(r.hwm_kb).c_str(), r.lat.p50_ms, r.lat.p99_ms, r.lat.max_ms, r.lat.count,
-      r.load.c_str(), r.complete ? "" : "  INCOMPLETE");
+      r.load.c_str(), r.complete ? "" : "  INCOMPLETE",
+      r.restarted ? "  INVALID: a broker restarted during the run" : "");
   std::fflush(stdout);
 }
 
@@ -369,6 +375,7 @@ int main(int argc, char** argv) {
   std::string mm2_cp, logs_dir;
   std::string mm2_heap = "-Xms256M -Xmx2G";  // what Kafka's connect-mirror-maker.sh sets
   std::string mm2_producer;  // "k=v,k=v": <target alias>.producer.k = v (MM2's producers)
+  std::string mm2_consumer;  // "k=v,k=v": <source alias>.consumer.k = v (MM2's consumers)
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--records") sizes = parse_sizes(v);
@@ -381,11 +388,12 @@ int main(int argc, char** argv) {
     else if (k == "--mm2-classpath") mm2_cp = v;
     else if (k == "--mm2-heap") mm2_heap = v;
     else if (k == "--mm2-producer") mm2_producer = v;
+    else if (k == "--mm2-consumer") mm2_consumer = v;
     else if (k == "--keep-logs") logs_dir = v;
     else {
       std::cerr << "usage: kafka_bench [--records N[,N...]] [--size BYTES] [--partitions P] "
                    "[--latency-records M] [--latency-rate R] [--tools mqdr,mm2] [--mqdr PATH] "
-                   "[--mm2-classpath CP] [--mm2-heap OPTS] [--mm2-producer k=v,k=v] [--keep-logs DIR]\n";
+                   "[--mm2-classpath CP] [--mm2-heap OPTS] [--mm2-producer k=v,k=v] [--mm2-consumer k=v,k=v] [--keep-logs DIR]\n";
       return 2;
     }
   }
@@ -410,10 +418,10 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(work);
 
   std::printf("kafka_bench %s: %s -> %s, records of %zu B, %d partitions, latency %zu records at "
-              "%.0f/s; mqdr %s; MM2 heap %s, producer overrides '%s'; work dir %s; load average at start "
+              "%.0f/s; mqdr %s; MM2 heap %s, producer overrides '%s', consumer overrides '%s'; work dir %s; load average at start "
               "%s\n",
               bench::utc_now().c_str(), kafka_a.c_str(), kafka_b.c_str(), size, partitions, m,
-              rate, mqdr_bin.c_str(), mm2_heap.c_str(), mm2_producer.c_str(), work.c_str(), bench::loadavg().c_str());
+              rate, mqdr_bin.c_str(), mm2_heap.c_str(), mm2_producer.c_str(), mm2_consumer.c_str(), work.c_str(), bench::loadavg().c_str());
 
   rd_kafka_t* admin_a = make(RD_KAFKA_PRODUCER, kafka_a);
   rd_kafka_t* admin_b = make(RD_KAFKA_PRODUCER, kafka_b);
@@ -481,12 +489,15 @@ int main(int argc, char** argv) {
           << "refresh.groups.enabled = false\n";
       {
         std::ofstream extra(dir + "/mm2.properties", std::ios::app);
-        std::stringstream ps(mm2_producer);
-        std::string kv;
-        while (std::getline(ps, kv, ',')) {
-          const auto eq = kv.find('=');
-          if (eq != std::string::npos) {
-            extra << da << ".producer." << kv.substr(0, eq) << " = " << kv.substr(eq + 1) << "\n";
+        for (const auto& [list, prefix] : {std::pair{mm2_producer, da + ".producer."},
+                                           std::pair{mm2_consumer, sa + ".consumer."}}) {
+          std::stringstream ps(list);
+          std::string kv;
+          while (std::getline(ps, kv, ',')) {
+            const auto eq = kv.find('=');
+            if (eq != std::string::npos) {
+              extra << prefix << kv.substr(0, eq) << " = " << kv.substr(eq + 1) << "\n";
+            }
           }
         }
       }
@@ -535,7 +546,7 @@ int main(int argc, char** argv) {
               "peak RSS | p50 / p99 latency | load |\n|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : results) {
     std::printf("| %zu | %s | %.2f s | %.0f | %.1f | %.0f | %.1f | %s | %.1f / %.1f ms | %s |\n",
-                r.n, r.tool == "mm2" ? "MirrorMaker 2" : "mqdr", r.copy_s, r.rps, r.mibps,
+                r.n, r.restarted ? "(INVALID, broker restarted)" : r.tool == "mm2" ? "MirrorMaker 2" : "mqdr", r.copy_s, r.rps, r.mibps,
                 r.rps_total, r.cpu_s, fmt_kb(r.hwm_kb).c_str(), r.lat.p50_ms, r.lat.p99_ms,
                 r.load.c_str());
   }
@@ -545,7 +556,8 @@ int main(int argc, char** argv) {
       if (r.n == n && r.tool == "mqdr") q = &r;
       if (r.n == n && r.tool == "mm2") k = &r;
     }
-    if (q != nullptr && k != nullptr && q->complete && k->complete) {
+    if (q != nullptr && k != nullptr && q->complete && k->complete && !q->restarted &&
+        !k->restarted) {
       std::printf("n=%zu ratios mqdr/MM2: throughput %.2fx (from process start %.2fx), peak RSS "
                   "%.3f (1/%.1f), CPU s %.2f, p99 latency %.2f  [bar: >= 2x throughput at <= 1/5 "
                   "RSS]\n",

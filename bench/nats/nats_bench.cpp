@@ -62,12 +62,7 @@ struct Side {
     js = nullptr;
     nc = nullptr;
   }
-  pid_t server_pid() const {
-    std::ifstream in(bench::env_or("MQDR_HARNESS_DIR", "/tmp/mqdr-harness") + "/" + unit + "/pid");
-    pid_t p = -1;
-    in >> p;
-    return p;
-  }
+  pid_t server_pid() const { return bench::harness_pid(unit); }
 };
 
 void add_stream(Side& s, const std::string& name, const std::string& subject,
@@ -95,7 +90,13 @@ void add_stream(Side& s, const std::string& name, const std::string& subject,
   c.Storage = js_FileStorage;
   jsStreamInfo* si = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus st = js_AddStream(&si, s.js, &c, nullptr, &code);
+  natsStatus st = NATS_OK;
+  // A shared server may be restarting (other engineers' tests): a few tries.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    st = js_AddStream(&si, s.js, &c, nullptr, &code);
+    if (st == NATS_OK) break;
+    std::this_thread::sleep_for(3s);
+  }
   if (st != NATS_OK) {
     throw std::runtime_error("add stream " + name + " on " + s.url + ": " + natsStatus_GetText(st) +
                              " " + nats_GetLastError(nullptr) + " code " + std::to_string(code));
@@ -238,6 +239,7 @@ struct Result {
   std::string load;
   double fill_rate = 0;
   bool complete = false;
+  bool restarted = false;  // a server's pid changed during the run: figures not comparable
 };
 
 double servers_cpu(const Side& a, const Side& b) {
@@ -261,6 +263,7 @@ Result run(const std::string& mode, Side& src, Side& dst, std::size_t n, std::si
               n, r.fill_rate);
   std::fflush(stdout);
   r.load = bench::loadavg();
+  const pid_t spid = src.server_pid(), dpid = dst.server_pid();
   const double cpu0 = servers_cpu(src, dst);
   const long rss0 = servers_rss(src, dst);
   pid_t pid = -1;
@@ -321,6 +324,7 @@ Result run(const std::string& mode, Side& src, Side& dst, std::size_t n, std::si
     r.mqdr_hwm_kb = bench::proc_status_kb(pid, "VmHWM");
     bench::stop(pid);
   }
+  r.restarted = src.server_pid() != spid || dst.server_pid() != dpid;
   delete_stream(dst, stream);
   delete_stream(src, stream);
   return r;
@@ -336,12 +340,13 @@ void print(const Result& r) {
   std::printf(
       "%-6s n=%-8zu copied %-8llu start->first %5.2f s  first->last %7.2f s  %9.0f msgs/s  %6.1f "
       "MiB/s  (from start %9.0f msgs/s)  mqdr CPU %6.2f s  servers CPU %6.2f s  mqdr peak RSS %s  "
-      "servers RSS +%s  latency p50 %.1f ms p99 %.1f ms max %.1f ms (%zu)  load %s%s\n",
+      "servers RSS +%s  latency p50 %.1f ms p99 %.1f ms max %.1f ms (%zu)  load %s%s%s\n",
       r.mode.c_str(), r.n, static_cast<unsigned long long>(r.copied), r.startup_s, r.copy_s, r.rate,
       r.mibps, r.rate_total, r.mqdr_cpu_s, r.servers_cpu_s,
       r.mqdr_hwm_kb < 0 ? "n/a (no process)" : fmt_kb(r.mqdr_hwm_kb).c_str(),
       fmt_kb(r.servers_rss_delta_kb).c_str(), r.lat.p50_ms, r.lat.p99_ms, r.lat.max_ms,
-      r.lat.count, r.load.c_str(), r.complete ? "" : "  INCOMPLETE");
+      r.lat.count, r.load.c_str(), r.complete ? "" : "  INCOMPLETE",
+      r.restarted ? "  INVALID: a server restarted during the run" : "");
   std::fflush(stdout);
 }
 
@@ -424,7 +429,7 @@ int main(int argc, char** argv) {
   for (const auto& r : results) {
     std::printf("| %zu | %s | %.2f s | %.0f | %.1f | %.0f | %s | %.1f | %s | %s | %.1f / %.1f ms | "
                 "%s |\n",
-                r.n, r.mode == "relay" ? "mqdr relay" : "native sourcing", r.copy_s, r.rate,
+                r.n, r.restarted ? "(INVALID, server restarted)" : r.mode == "relay" ? "mqdr relay" : "native sourcing", r.copy_s, r.rate,
                 r.mibps, r.rate_total,
                 r.mqdr_cpu_s < 0 ? "-" : std::to_string(r.mqdr_cpu_s).substr(0, 5).c_str(),
                 r.servers_cpu_s, r.mqdr_hwm_kb < 0 ? "-" : fmt_kb(r.mqdr_hwm_kb).c_str(),
@@ -436,7 +441,8 @@ int main(int argc, char** argv) {
       if (r.n == n && r.mode == "relay") rl = &r;
       if (r.n == n && r.mode == "native") nv = &r;
     }
-    if (rl != nullptr && nv != nullptr && rl->complete && nv->complete) {
+    if (rl != nullptr && nv != nullptr && rl->complete && nv->complete && !rl->restarted &&
+        !nv->restarted) {
       std::printf("n=%zu ratio relay/native: throughput %.2fx (from start %.2fx), p99 latency "
                   "%.2f  [bar: >= 2x]\n",
                   n, rl->rate / nv->rate, rl->rate_total / nv->rate_total,
