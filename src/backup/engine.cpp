@@ -104,9 +104,10 @@ BackupResult take_backup(const BackupPlanConfig& plan, const ClusterConfig& clus
 
   auto now = SysClock::now();
   std::string name = backup_name(now, full);
+  // Names order the backups: never two in one second (a clock set back is not waited for).
   while (fs::exists(plan_dir / name) ||
-         (!backups.empty() && name <= backups.back().name.substr(0, 16))) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // one backup per second
+         (!backups.empty() && name.substr(0, 16) == backups.back().name.substr(0, 16))) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
     now = SysClock::now();
     name = backup_name(now, full);
   }
