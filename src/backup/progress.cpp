@@ -21,8 +21,10 @@ std::string human_duration(double s) {
 std::string ProgressBar::line(const std::string& what, std::uint64_t done, std::uint64_t total,
                               std::uint64_t bytes, double seconds) {
   constexpr int kWidth = 24;
-  const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
-  const double mbps = seconds > 0 ? static_cast<double>(bytes) / seconds / 1e6 : 0;
+  // Rates over less than a fifth of a second say nothing.
+  const bool timed = seconds >= 0.2;
+  const double rate = timed ? static_cast<double>(done) / seconds : 0;
+  const double mbps = timed ? static_cast<double>(bytes) / seconds / 1e6 : 0;
   if (total == 0) {
     return fmt::format("{}: {} records  {:.0f} rec/s  {:.1f} MB/s  {}", what, done, rate, mbps,
                        human_duration(seconds));

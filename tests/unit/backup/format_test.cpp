@@ -127,6 +127,8 @@ TEST(ProgressBar, LineShowsPercentRateAndEta) {
   EXPECT_NE(l.find("0.5 MB/s"), std::string::npos) << l;
   EXPECT_NE(l.find("ETA 0:10"), std::string::npos) << l;
   EXPECT_EQ(ProgressBar::line("x", 7, 0, 0, 0).find('%'), std::string::npos);
+  EXPECT_NE(ProgressBar::line("x", 7, 7, 100, 0.000001).find(" 0 rec/s"), std::string::npos)
+      << "no rate from a too short time";
 }
 
 }  // namespace
