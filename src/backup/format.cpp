@@ -111,12 +111,16 @@ __attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(const unsigned char
 }  // namespace
 
 std::uint32_t crc32c(std::string_view data, std::uint32_t crc) {
-  crc = ~crc;
 #if defined(__x86_64__)
   static const bool hw = __builtin_cpu_supports("sse4.2") != 0;
-  if (hw) return ~crc32c_sse42(reinterpret_cast<const unsigned char*>(data.data()), data.size(), crc);
+  if (hw) return ~crc32c_sse42(reinterpret_cast<const unsigned char*>(data.data()), data.size(), ~crc);
 #endif
+  return crc32c_table(data, crc);
+}
+
+std::uint32_t crc32c_table(std::string_view data, std::uint32_t crc) {
   const auto& t = crc_table();
+  crc = ~crc;
   for (unsigned char c : data) crc = t[(crc ^ c) & 0xffu] ^ (crc >> 8);
   return ~crc;
 }

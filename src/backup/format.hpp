@@ -23,7 +23,10 @@
 
 namespace mqdr::backup {
 
+// CRC-32C (Castagnoli): the SSE 4.2 instruction when the CPU has it, else a table.
 std::uint32_t crc32c(std::string_view data, std::uint32_t crc = 0);
+// The table version alone (for CPUs without SSE 4.2; tests compare both).
+std::uint32_t crc32c_table(std::string_view data, std::uint32_t crc = 0);
 
 // Incremental SHA-256 (OpenSSL); hex() finishes it.
 class Sha256 {

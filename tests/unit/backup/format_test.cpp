@@ -20,6 +20,17 @@ TEST(Crc32c, KnownVectors) {
   EXPECT_EQ(crc32c("6789", crc32c("12345")), crc32c("123456789"));
 }
 
+TEST(Crc32c, HardwareAndTableAgree) {
+  EXPECT_EQ(crc32c_table("123456789"), 0xE3069283u);
+  std::string data;
+  for (int i = 0; i < 5000; ++i) data.push_back(static_cast<char>((i * 7919) & 0xff));
+  for (std::size_t n : {0u, 1u, 7u, 8u, 9u, 63u, 4999u}) {
+    EXPECT_EQ(crc32c(std::string_view(data).substr(0, n)), crc32c_table(std::string_view(data).substr(0, n))) << n;
+    EXPECT_EQ(crc32c(std::string_view(data).substr(n), 0x12345678u),
+              crc32c_table(std::string_view(data).substr(n), 0x12345678u)) << n;
+  }
+}
+
 TEST(Sha256, KnownVector) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
