@@ -59,6 +59,16 @@ int cert_verify_cb(rd_kafka_t*, const char* broker_name, int32_t, int* x509_erro
 void log_cb(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
   auto* label = static_cast<ClientLabel*>(rd_kafka_opaque(rk));
   if (label != nullptr && level <= 3 && std::strcmp(fac, "FAIL") == 0) note_failure(label, buf);
+  if (label != nullptr && label->on_all_brokers_down && std::strcmp(fac, "ERROR") == 0) {
+    // "N/N brokers are down": the cluster is unreachable (said once per transition).
+    const char* down = std::strstr(buf, " brokers are down");
+    int a = -1, b = -2;
+    if (down != nullptr) {
+      const char* p = down;
+      while (p > buf && *(p - 1) != ' ' && *(p - 1) != ']') --p;
+      if (std::sscanf(p, "%d/%d", &a, &b) == 2 && a == b && a > 0) label->on_all_brokers_down(buf);
+    }
+  }
   const std::string& who = label != nullptr ? label->label : std::string("kafka");
   // librdkafka levels are syslog levels; its "error" lines are transient connection noise that
   // it recovers from by itself, so they are warnings here.

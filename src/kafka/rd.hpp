@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,8 @@ struct ClientLabel {
   mutable std::mutex mu;
   std::string problem;      // last failure line of a connection, e.g. a SASL authentication error
   std::string certificate;  // last certificate check that failed, explained
+  // Called (on a librdkafka thread) when librdkafka reports every broker of the cluster down.
+  std::function<void(const std::string&)> on_all_brokers_down;
 };
 
 // "; last connection problem: ..." for the client `rk` (made by make_conf/make_client), or "".

@@ -38,6 +38,11 @@ using ListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, ListDeleter>;
 KafkaSource::KafkaSource(SourceOptions options) : opt_(std::move(options)) {
   label_.label = "mirror=" + opt_.mirror + " cluster=" + opt_.cluster.name + " role=source";
   label_.owner = this;
+  if (opt_.on_source_down) {
+    label_.on_all_brokers_down = [this](const std::string& what) {
+      if (!source_down_.exchange(true)) opt_.on_source_down(what);
+    };
+  }
 }
 
 void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -120,6 +125,15 @@ Status KafkaSource::read(Batch& out, std::size_t max, Duration wait) {
                          err_text(rd_kafka_last_error()));
   }
   Status result;
+  if (n > 0 && source_down_.load()) {
+    for (ssize_t i = 0; i < n; ++i) {
+      if (msgs[static_cast<std::size_t>(i)]->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        source_down_ = false;
+        if (opt_.on_source_back) opt_.on_source_back();
+        break;
+      }
+    }
+  }
   for (ssize_t i = 0; i < n; ++i) {
     rd_kafka_message_t* m = msgs[static_cast<std::size_t>(i)];
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -128,6 +142,11 @@ Status KafkaSource::read(Batch& out, std::size_t max, Duration wait) {
         if (rd_kafka_fatal_error(rk_.get(), buf, sizeof buf) != RD_KAFKA_RESP_ERR_NO_ERROR) {
           result = Status::fatal("mirror " + opt_.mirror + ": source " + opt_.cluster.name +
                                  ": fatal consumer error: " + buf);
+        } else if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && result.is_ok()) {
+          // Said at once, not after the retries: the worker's state is what tells the failover
+          // controller that the mirror from this cluster is broken too.
+          result = Status::retry("mirror " + opt_.mirror + ": source " + opt_.cluster.name +
+                                 ": all brokers are down" + connection_problem(rk_.get()));
         } else if (now_ms() - last_error_log_ > 10000) {
           last_error_log_ = now_ms();
           spdlog::warn("mirror={} cluster={} consumer: {}{}", opt_.mirror, opt_.cluster.name,

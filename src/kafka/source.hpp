@@ -27,6 +27,10 @@ struct SourceOptions {
   // Called on assignment with the partitions about to be assigned; may set their offsets
   // (exactly-once resumes from positions stored on the target). May be empty.
   std::function<void(rd_kafka_topic_partition_list_t*)> on_assign;
+  // Every broker of the source is down (called on a librdkafka thread, at once: the worker may
+  // be busy elsewhere), and records flow again afterwards. May be empty.
+  std::function<void(const std::string&)> on_source_down;
+  std::function<void()> on_source_back;
 };
 
 class KafkaSource : public Source {
@@ -71,6 +75,7 @@ class KafkaSource : public Source {
   std::map<PartitionKey, std::int64_t> unconfirmed_;
   void advance_idle_partitions();
   std::atomic<double> heartbeat_ms_{-1};
+  std::atomic<bool> source_down_{false};
   std::uint64_t skipped_ = 0;
   std::int64_t last_error_log_ = 0;
 };

@@ -251,6 +251,14 @@ struct MirrorWorker::Impl {
     so.cluster = ctx.source;
     so.group_id = mirror_group_id(ctx.mirror.name);
     so.skip_origin = ctx.target.name;
+    if (ctx.stats) {
+      auto stats = ctx.stats;
+      const std::string source = ctx.source.name;
+      so.on_source_down = [stats, source](const std::string&) {
+        stats->set_error("source " + source + ": all brokers are down");
+      };
+      so.on_source_back = [stats] { stats->clear_error(); };
+    }
     so.properties = cfg.consumer_properties;
     so.metadata_refresh_ms =
         static_cast<int>(std::max<std::int64_t>(1000, cfg.refresh_interval.count()));

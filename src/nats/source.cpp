@@ -197,6 +197,11 @@ Record StreamSource::to_record(natsMsg* msg, const AckMeta& meta) const {
 }
 
 Status StreamSource::read(Batch& out, std::size_t max, Duration wait) {
+  // The connection reconnects by itself; while it cannot, the worker says so (its state tells
+  // the failover controller that the mirror from this cluster is broken) and starts again.
+  if (natsConnection_Status(conn_) != NATS_CONN_STATUS_CONNECTED) {
+    return Status::retry("connection to source " + cluster_.name + " lost; reconnecting");
+  }
   return puller_.next(max, wait, [&](natsMsg* msg) {
     auto meta = parse_ack_subject(natsMsg_GetReply(msg));
     if (!meta || meta->stream_seq <= highest_read_) return;  // redelivery of one in flight
