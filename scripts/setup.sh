@@ -11,6 +11,7 @@
 #   MQDR_BUILD_JOBS       parallel build jobs (default: the build tool's choice)
 #   MQDR_SKIP_APT=1       do not look at Debian packages at all
 #   MQDR_EXTRA_PACKAGES   more Debian packages to install (space separated)
+#   MQDR_BUILD_TARGET     build only this target (e.g. mqdr; default: everything, tests included)
 #   MQDR_SKIP_BUILD=1     install only
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -99,6 +100,7 @@ build() {
   local t0=$SECONDS
   local -a jobs=()
   [ -n "${MQDR_BUILD_JOBS:-}" ] && jobs=(--parallel "$MQDR_BUILD_JOBS")
+  [ -n "${MQDR_BUILD_TARGET:-}" ] && jobs+=(--target "$MQDR_BUILD_TARGET")
   cmake --build "$dir" "${jobs[@]}"
   log "built in $((SECONDS - t0))s"
 }
