@@ -25,13 +25,20 @@ struct ConsumerDeleter {
 std::string content(const rd_kafka_message_t* m) {
   std::string out;
   auto put = [&](const void* p, std::size_t n, bool null) {
-    out += null ? "N" : "V" + std::to_string(n) + ":";
+    if (null) {
+      out += 'N';
+    } else {
+      out += 'V';
+      out += std::to_string(n);
+      out += ':';
+    }
     if (!null) out.append(static_cast<const char*>(p), n);
   };
   put(m->key, m->key_len, m->key == nullptr);
   put(m->payload, m->len, m->payload == nullptr);
   rd_kafka_timestamp_type_t tt;
-  out += "T" + std::to_string(rd_kafka_message_timestamp(m, &tt));
+  out += 'T';
+  out += std::to_string(rd_kafka_message_timestamp(m, &tt));
   rd_kafka_headers_t* h = nullptr;
   if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h != nullptr) {
     for (std::size_t i = 0; i < rd_kafka_header_cnt(h); ++i) {
@@ -40,7 +47,9 @@ std::string content(const rd_kafka_message_t* m) {
       std::size_t n = 0;
       if (rd_kafka_header_get_all(h, i, &name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR) break;
       if (kOriginHeader == name) continue;
-      out += "H" + std::string(name) + "=";
+      out += 'H';
+      out += name;
+      out += '=';
       put(v, n, v == nullptr);
     }
   }

@@ -259,7 +259,7 @@ mirrors:
       const std::string& bootstrap = side == 'a' ? ep.kafka_a : ep.kafka_b;
       std::vector<Record> recs;
       for (int i = 0; i < count; ++i) {
-        recs.push_back(kt::rec(topic, i % 2, prefix + std::to_string(i), "v" + std::to_string(i)));
+        recs.push_back(kt::rec(topic, i % 2, prefix + std::to_string(i), std::string("v") + std::to_string(i)));
       }
       kt::produce(bootstrap, recs);
     }

@@ -60,7 +60,7 @@ std::set<std::string> keys(const std::vector<Record>& records) {
 std::vector<Record> batch(const std::string& topic, const std::string& prefix, int n) {
   std::vector<Record> out;
   for (int i = 0; i < n; ++i) {
-    out.push_back(kt::rec(topic, i % 2, prefix + std::to_string(i), "v" + std::to_string(i)));
+    out.push_back(kt::rec(topic, i % 2, prefix + std::to_string(i), std::string("v") + std::to_string(i)));
   }
   return out;
 }

@@ -21,9 +21,9 @@ class FakeSource : public Source {
     if (fail_read_at_ >= 0 && produced_ >= fail_read_at_) return Status::retry("read failed");
     for (std::size_t i = 0; i < max && produced_ < total_; ++i, ++produced_) {
       Record r;
-      r.item = "t" + std::to_string(produced_ % items_);
+      r.item = std::string("t") + std::to_string(produced_ % items_);
       r.position = produced_ / items_;
-      r.value = "v" + std::to_string(produced_);
+      r.value = std::string("v") + std::to_string(produced_);
       out.push_back(std::move(r));
     }
     return Status::ok();
