@@ -16,12 +16,17 @@
 // Per size N: one source topic of P partitions on kafka-a is filled with N records of BYTES
 // (round-robin over the partitions, no key, no compression) while no mover runs. Then, one tool
 // after the other (the order alternates from one size to the next), the tool is started on an
-// empty target and the target's high watermarks are polled every 20 ms: records/s and MiB/s from
-// the first to the last record on the target (and from the process start, which includes its
-// start-up). The tool's CPU seconds (utime + stime of the process, all threads) are read when
-// the last record arrived. Then, with the tool still running, M records are produced at R/s to a
-// second source topic of that tool, each carrying its send time, and read on the target: p50/p99
-// end-to-end latency. Peak RSS is the process's VmHWM just before it is stopped (SIGTERM).
+// empty target and the target's high watermarks are polled every 20 ms until the target holds
+// the source's whole backlog (N, plus the live records of a tool that ran before): records/s and
+// MiB/s from the first to the last record on the target (and from the process start, which
+// includes its start-up). The tool's CPU seconds (utime + stime of the process, all threads) are
+// read when the last record arrived. Then, with the tool still running, M records are produced at
+// R/s to the same source topic, each carrying its send time and a marker of this run, and read on
+// the target from its end (the first second is warm-up): p50/p99 end-to-end latency. Peak RSS is
+// the process's VmHWM just before it is stopped (SIGTERM). There is no second (idle) topic: the
+// Java consumer does not fetch a partition that still has buffered records, so an idle partition
+// of the same broker in the next fetch makes it wait fetch.max.wait.ms (500 ms) and holds MM2 to
+// about 2 000 records/s per task.
 // Everything created (topics on both clusters, consumer groups) carries a random suffix and is
 // deleted at the end. Endpoints from MQDR_KAFKA_A / MQDR_KAFKA_B (`harness.sh env`). Not a test:
 // nothing is asserted; the bar of issue 3 (2x MM2's throughput at <= 1/5 of its peak RSS) is
@@ -211,7 +216,7 @@ std::vector<std::int64_t> latency(const std::string& src_topic, const std::strin
   rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; ++p) {
     rd_kafka_topic_partition_list_add(parts, dst_topic.c_str(), p)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
+        RD_KAFKA_OFFSET_END;
   }
   rd_kafka_assign(c, parts);
   rd_kafka_topic_partition_list_destroy(parts);
@@ -220,13 +225,18 @@ std::vector<std::int64_t> latency(const std::string& src_topic, const std::strin
   // The first second's records are a warm-up (connections, the consumer's first fetches):
   // counted, not measured.
   const auto warm = static_cast<std::uint64_t>(rate);
+  const std::uint64_t marker = std::random_device{}() * 0x100000001ULL + 1;
   std::thread consumer([&] {
     std::size_t got = 0;
     while (got < m) {
       if (produced.load() && Clock::now() - produced_at > 60s) break;
       rd_kafka_message_t* msg = rd_kafka_consumer_poll(c, 100);
       if (msg == nullptr) continue;
-      if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->len >= 16) {
+      std::uint64_t mark = 0;
+      if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR && msg->len >= 24) {
+        std::memcpy(&mark, static_cast<const char*>(msg->payload) + 16, 8);
+      }
+      if (mark == marker) {
         std::int64_t ts;
         std::uint64_t seq;
         std::memcpy(&ts, msg->payload, 8);
@@ -249,6 +259,7 @@ std::vector<std::int64_t> latency(const std::string& src_topic, const std::strin
     const std::uint64_t seq = i;
     std::memcpy(body.data(), &ts, 8);
     std::memcpy(body.data() + 8, &seq, 8);
+    std::memcpy(body.data() + 16, &marker, 8);
     rd_kafka_produce(t, static_cast<int32_t>(i % static_cast<std::size_t>(partitions)),
                      RD_KAFKA_MSG_F_COPY, body.data(), body.size(), nullptr, 0, nullptr);
     rd_kafka_poll(p, 0);
@@ -268,6 +279,7 @@ struct Result {
   std::string tool;
   std::size_t n = 0;
   std::int64_t copied = 0;
+  std::int64_t backlog = 0;  // records on the source when the tool started
   double startup_s = -1;  // process start -> first record on the target
   double copy_s = -1;     // first -> last record on the target
   double total_s = -1;    // process start -> last record
@@ -283,17 +295,23 @@ struct Result {
 struct Tool {
   std::string name;
   std::vector<std::string> argv;
-  std::string target_topic, target_live;
+  std::string target_topic;
 };
 
 Result run_tool(const Tool& tool, const std::string& log, std::size_t n, int partitions,
-                std::size_t size, const std::string& live_src, std::size_t m, double rate) {
+                std::size_t size, const std::string& src_topic, std::size_t m, double rate) {
   Result r;
   r.tool = tool.name;
   r.n = n;
   r.load = bench::loadavg();
   const pid_t apid = bench::harness_pid("kafka-a/node1"), bpid = bench::harness_pid("kafka-b/node1");
   rd_kafka_t* qb = make(RD_KAFKA_PRODUCER, kafka_b);
+  // The backlog: the N filled records plus the live records of a tool that ran before on the
+  // same source topic.
+  rd_kafka_t* qa = make(RD_KAFKA_PRODUCER, kafka_a);
+  const std::int64_t expected = sum_hw(qa, src_topic, partitions);
+  rd_kafka_destroy(qa);
+  r.backlog = expected;
   const auto t0 = Clock::now();
   pid_t pid = bench::spawn(tool.argv, log);
   Clock::time_point first{}, last{};
@@ -310,7 +328,7 @@ Result run_tool(const Tool& tool, const std::string& log, std::size_t n, int par
       seen_first = true;
       first = now;
     }
-    if (got >= static_cast<std::int64_t>(n)) {
+    if (got >= expected) {
       last = now;
       r.copied = got;
       r.cpu_s = bench::proc_cpu_s(pid);
@@ -323,10 +341,10 @@ Result run_tool(const Tool& tool, const std::string& log, std::size_t n, int par
     r.startup_s = bench::secs(t0, first);
     r.copy_s = bench::secs(first, last);
     r.total_s = bench::secs(t0, last);
-    r.rps = static_cast<double>(n) / r.copy_s;
+    r.rps = static_cast<double>(expected) / r.copy_s;
     r.mibps = r.rps * static_cast<double>(size) / (1024.0 * 1024.0);
-    r.rps_total = static_cast<double>(n) / r.total_s;
-    r.lat = bench::percentiles(latency(live_src, tool.target_live, partitions, m, rate, size));
+    r.rps_total = static_cast<double>(expected) / r.total_s;
+    r.lat = bench::percentiles(latency(src_topic, tool.target_topic, partitions, m, rate, size));
   }
   r.hwm_kb = bench::proc_status_kb(pid, "VmHWM");
   bench::stop(pid);
@@ -344,11 +362,11 @@ std::string fmt_kb(long kb) {
 
 void print(const Result& r) {
   std::printf(
-      "%-5s n=%-8zu copied %-8" PRId64
+      "%-5s n=%-8zu backlog %-8" PRId64 " copied %-8" PRId64
       " start->first %6.2f s  first->last %7.2f s  %9.0f rec/s  %7.1f MiB/s  (from process start "
       "%9.0f rec/s)  CPU %7.2f s  peak RSS %s  latency p50 %.1f ms p99 %.1f ms max %.1f ms (%zu)  "
       "load %s%s%s\n",
-      r.tool.c_str(), r.n, r.copied, r.startup_s, r.copy_s, r.rps, r.mibps, r.rps_total, r.cpu_s,
+      r.tool.c_str(), r.n, r.backlog, r.copied, r.startup_s, r.copy_s, r.rps, r.mibps, r.rps_total, r.cpu_s,
       fmt_kb(r.hwm_kb).c_str(), r.lat.p50_ms, r.lat.p99_ms, r.lat.max_ms, r.lat.count,
       r.load.c_str(), r.complete ? "" : "  INCOMPLETE",
       r.restarted ? "  INVALID: a broker restarted during the run" : "");
@@ -397,7 +415,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (size < 16) size = 16;
+  if (size < 24) size = 24;
   kafka_a = bench::env_or("MQDR_KAFKA_A", "127.0.0.1:19092");
   kafka_b = bench::env_or("MQDR_KAFKA_B", "127.0.0.1:29092");
   const bool want_mqdr = tools.find("mqdr") != std::string::npos;
@@ -439,8 +457,6 @@ int main(int argc, char** argv) {
     std::vector<Tool> order;
     if (want_mqdr) {
       const std::string mirror = "kb" + sfx + "n" + std::to_string(n);
-      const std::string live = "kbench-live-mqdr-" + tag;
-      create_topic(admin_a, live, partitions);
       const std::string dir = work + "/" + mirror;
       std::filesystem::create_directories(dir + "/state");
       std::ofstream(dir + "/mqdr.yaml")
@@ -451,15 +467,13 @@ int main(int argc, char** argv) {
           << "clusters:\n  bench-src: { kind: kafka, bootstrap_servers: '" << kafka_a << "' }\n"
           << "  bench-dst: { kind: kafka, bootstrap_servers: '" << kafka_b << "' }\n"
           << "mirrors:\n  - name: " << mirror << "\n    source: bench-src\n    target: bench-dst\n"
-          << "    topics: ['" << src << "', '" << live << "']\n    rename: '{topic}'\n"
+          << "    topics: ['" << src << "']\n    rename: '{topic}'\n"
           << "    delivery: at_least_once\n    heartbeat_interval: 0\n";
-      order.push_back({"mqdr", {mqdr_bin, "run", "-c", dir + "/mqdr.yaml"}, src, live});
+      order.push_back({"mqdr", {mqdr_bin, "run", "-c", dir + "/mqdr.yaml"}, src});
     }
     if (want_mm2) {
       const std::string sa = "ks" + sfx + "n" + std::to_string(n);
       const std::string da = "kd" + sfx + "n" + std::to_string(n);
-      const std::string live = "kbench-live-mm2-" + tag;
-      create_topic(admin_a, live, partitions);
       const std::string dir = work + "/" + sa;
       std::filesystem::create_directories(dir);
       std::ofstream(dir + "/log4j.properties")
@@ -473,7 +487,7 @@ int main(int argc, char** argv) {
           << da << ".bootstrap.servers = " << kafka_b << "\n"
           << sa << "->" << da << ".enabled = true\n"
           << da << "->" << sa << ".enabled = false\n"
-          << sa << "->" << da << ".topics = " << src << ", " << live << "\n"
+          << sa << "->" << da << ".topics = " << src << "\n"
           << "tasks.max = " << partitions << "\n"
           << "replication.factor = 1\n"
           << "offset-syncs.topic.replication.factor = 1\n"
@@ -512,13 +526,12 @@ int main(int argc, char** argv) {
             std::string("--clusters"), da}) {
         av.push_back(a);
       }
-      order.push_back({"mm2", av, sa + "." + src, sa + "." + live});
+      order.push_back({"mm2", av, sa + "." + src});
     }
     if (round++ % 2 == 1) std::reverse(order.begin(), order.end());
     for (const auto& t : order) {
-      const std::string live_src = t.name == "mqdr" ? "kbench-live-mqdr-" + tag : "kbench-live-mm2-" + tag;
       Result r = run_tool(t, work + "/" + t.name + "-n" + std::to_string(n) + ".log", n,
-                          partitions, size, live_src, m, rate);
+                          partitions, size, src, m, rate);
       print(r);
       results.push_back(r);
       // Free the target's disk before the next run.
