@@ -47,7 +47,8 @@ struct LoadOptions {
   // false: check everything that does not depend on the host that will run the config (for
   // validating a deployment's config on another machine, e.g. in CI): files named by `*_file`
   // and `tls.*` keys and hooks are not opened, and an unset ${NAME} without a default stands for
-  // the text "NAME". `mqdr validate --no-host-checks`.
+  // the text "NAME". `mqdr validate` checks the document this way first, then reports what this
+  // host lacks separately (warnings, or errors with --strict).
   bool host_checks = true;
 };
 

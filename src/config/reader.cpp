@@ -749,7 +749,7 @@ std::optional<Secret> Parser::secret_file(const Spec& /*spec*/, const Node& n,
   }
   auto path = resolve(s->text);
   if (resolved != nullptr) *resolved = path.string();
-  if (!options_.host_checks) return Secret("(not read: --no-host-checks)");
+  if (!options_.host_checks) return Secret("(not read: host checks off)");
   auto content = read_secret_file(n, path);
   if (!content) return std::nullopt;
   return Secret(std::move(*content));
