@@ -391,6 +391,63 @@ TEST(FailoverDaemon, DrillOnLiveBrokers) {
   EXPECT_EQ(mqdr.terminate(30s), 0);
 }
 
+// A primary that pauses (SIGSTOP) for less than the trip budget (failures x interval) causes no
+// failover: the group may go suspect, and comes back to replicating with the same epoch.
+TEST(FailoverDaemon, ShortPauseOfThePrimariesCausesNoFailover) {
+  World w;
+  MQDR_REQUIRE_BROKER(w.ep.kafka_a);
+  w.seed();
+  rt::MqdrProcess mqdr(w.config(), w.dir / "mqdr.log");
+  mqdr.start();
+  ASSERT_TRUE(w.wait_running()) << w.status().dump(2) << slurp(w.dir / "mqdr.log");
+  ASSERT_TRUE(kt::wait_until(
+      [&] {
+        auto g = w.group();
+        if (!g.is_object()) return false;
+        for (const auto& c : g["clusters"]) {
+          if (c.value("up", nlohmann::json()) != true) return false;
+        }
+        return true;
+      },
+      60s));
+
+  const std::filesystem::path h = w.ep.harness_dir;
+  std::vector<pid_t> pids;
+  for (const auto& f : {h / "kafka-a/node1/pid", h / "nats-a/pid", h / "rabbit-a/pid"}) {
+    std::ifstream in(f);
+    long pid = 0;
+    ASSERT_TRUE(in >> pid) << "no pid in " << f;
+    pids.push_back(static_cast<pid_t>(pid));
+  }
+  // Budget: 3 failed probes in a row, each failing after its 2 s timeout. A 3 s pause makes the
+  // probe running into it fail (the group goes suspect), at most one more, never three.
+  std::set<std::string> states;
+  for (pid_t p : pids) ASSERT_EQ(::kill(p, SIGSTOP), 0);
+  const auto resume_at = std::chrono::steady_clock::now() + 3s;
+  while (std::chrono::steady_clock::now() < resume_at) {
+    auto g = w.group();
+    if (g.is_object()) states.insert(g.value("state", ""));
+    std::this_thread::sleep_for(100ms);
+  }
+  for (pid_t p : pids) ::kill(p, SIGCONT);
+
+  // Some seconds for what the pause caused to play out, then: still on the primaries.
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    auto g = w.group();
+    if (g.is_object()) states.insert(g.value("state", ""));
+    std::this_thread::sleep_for(100ms);
+  }
+  auto g = w.group();
+  EXPECT_EQ(g["state"], "replicating") << g.dump(2);
+  EXPECT_EQ(g["epoch"], 0) << g.dump(2);
+  EXPECT_EQ(states.count("suspect"), 1U) << "the pause was not noticed: the test proves nothing";
+  EXPECT_EQ(states.count("failing_over"), 0U);
+  EXPECT_EQ(states.count("failed_over"), 0U);
+  EXPECT_FALSE(std::filesystem::exists(w.dir / "clients.json"));
+  EXPECT_EQ(mqdr.terminate(30s), 0);
+}
+
 class FailoverDaemonKill : public ::testing::TestWithParam<std::string> {};
 
 // Kills the primaries of the pairs driven (one kind, or all three at once).
