@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -173,6 +174,58 @@ TEST_F(ProcessTest, ShippedConfigsValidate) {
         << out;
     EXPECT_NE(out.find("/etc/mqdr/admin.token"), std::string::npos) << out;
     EXPECT_NE(out.find("7 problems on this host"), std::string::npos) << out;
+  }
+}
+
+// daemon.log.format json: one JSON object per line, with mirror, cluster and group lifted out of
+// the message into fields of their own.
+TEST_F(ProcessTest, JsonLogsCarryMirrorClusterAndGroupFields) {
+  {
+    std::ofstream out(dir / "json.yaml");
+    out << "version: 1\n"
+        << "daemon:\n"
+        << "  state_dir: " << (dir / "state").string() << "\n"
+        << "  admin: { listen: 127.0.0.1:" << port << " }\n"
+        << "  log: { level: info, format: json }\n"
+        << "  shutdown_timeout: 10s\n"
+        << "clusters:\n"
+        << "  a: { kind: kafka, bootstrap_servers: 127.0.0.1:1 }\n"
+        << "  b: { kind: kafka, bootstrap_servers: 127.0.0.1:2 }\n"
+        << "mirrors:\n"
+        << "  - { name: m1, source: a, target: b, topics: [one] }\n"
+        << "failover:\n"
+        << "  - name: g1\n"
+        << "    pairs: [{ primary: a, standby: b }]\n"
+        << "    mode: manual\n"
+        << "    health: { interval: 500ms, timeout: 500ms, failures: 3, recoveries: 2 }\n"
+        << "    clients: { file: " << (dir / "clients.json").string() << " }\n";
+  }
+  auto p = spawn({"run", "-c", (dir / "json.yaml").string()}, dir / "json.log");
+  std::set<std::string> fields;
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::ifstream in(dir / "json.log");
+        std::string line;
+        while (std::getline(in, line)) {
+          auto j = nlohmann::json::parse(line, nullptr, false);
+          if (!j.is_object()) continue;
+          for (const char* f : {"mirror", "cluster", "group"}) {
+            if (j.contains(f) && j.contains("msg") && j.contains("time") && j.contains("level")) {
+              fields.insert(std::string(f) + "=" + j[f].get<std::string>());
+            }
+          }
+        }
+        return fields.count("mirror=m1") && fields.count("cluster=a") && fields.count("group=g1");
+      },
+      20s))
+      << slurp(dir / "json.log");
+  kill(p.pid, SIGTERM);
+  EXPECT_EQ(wait_exit(p.pid, 30s), 0);
+  // Every line is JSON.
+  std::ifstream in(dir / "json.log");
+  std::string line;
+  while (std::getline(in, line)) {
+    EXPECT_FALSE(nlohmann::json::parse(line, nullptr, false).is_discarded()) << line;
   }
 }
 
