@@ -5,6 +5,9 @@
 
 #include <array>
 #include <cstring>
+#include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "mqdr/tls_errors.hpp"
 
@@ -406,33 +409,56 @@ GroupOffsets list_group_offsets(rd_kafka_t* rk, const std::string& group, int ti
 void alter_group_offsets(rd_kafka_t* rk, const std::string& group, const GroupOffsets& offsets,
                          int timeout_ms) {
   if (offsets.empty()) return;
-  ListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
-  for (const auto& [tp, off] : offsets) {
-    rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second)->offset = off;
-  }
-  QueuePtr q(rd_kafka_queue_new(rk));
-  auto opts = make_options(rk, RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS, timeout_ms);
-  rd_kafka_AlterConsumerGroupOffsets_t* req =
-      rd_kafka_AlterConsumerGroupOffsets_new(group.c_str(), list.get());
-  rd_kafka_AlterConsumerGroupOffsets(rk, &req, 1, opts.get(), q.get());
-  rd_kafka_AlterConsumerGroupOffsets_destroy(req);
-  auto ev = wait_result(rk, q.get(), timeout_ms, "alter consumer group offsets");
-  size_t n = 0;
-  const rd_kafka_group_result_t** gs = rd_kafka_AlterConsumerGroupOffsets_result_groups(
-      rd_kafka_event_AlterConsumerGroupOffsets_result(ev.get()), &n);
-  for (size_t i = 0; i < n; ++i) {
-    if (const rd_kafka_error_t* ge = rd_kafka_group_result_error(gs[i]); ge != nullptr) {
-      throw KafkaError("commit offsets of group '" + group + "': " + rd_kafka_error_string(ge), true);
+  // The group's coordinator may be moving or loading (a broker that just started, a partition
+  // leader change of __consumer_offsets): librdkafka 2.0's admin API does not retry that itself.
+  auto transient = [](rd_kafka_resp_err_t e) {
+    return e == RD_KAFKA_RESP_ERR_NOT_COORDINATOR ||
+           e == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS ||
+           e == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE;
+  };
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    const int left = static_cast<int>(std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(until -
+                                                                 std::chrono::steady_clock::now())
+               .count()));
+    ListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+    for (const auto& [tp, off] : offsets) {
+      rd_kafka_topic_partition_list_add(list.get(), tp.first.c_str(), tp.second)->offset = off;
     }
-    const rd_kafka_topic_partition_list_t* parts = rd_kafka_group_result_partitions(gs[i]);
-    for (int j = 0; parts != nullptr && j < parts->cnt; ++j) {
-      if (parts->elems[j].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        throw KafkaError("commit offsets of group '" + group + "' " + parts->elems[j].topic + "[" +
-                             std::to_string(parts->elems[j].partition) +
-                             "]: " + err_text(parts->elems[j].err),
-                         true);
+    QueuePtr q(rd_kafka_queue_new(rk));
+    auto opts = make_options(rk, RD_KAFKA_ADMIN_OP_ALTERCONSUMERGROUPOFFSETS, left);
+    rd_kafka_AlterConsumerGroupOffsets_t* req =
+        rd_kafka_AlterConsumerGroupOffsets_new(group.c_str(), list.get());
+    rd_kafka_AlterConsumerGroupOffsets(rk, &req, 1, opts.get(), q.get());
+    rd_kafka_AlterConsumerGroupOffsets_destroy(req);
+    auto ev = wait_result(rk, q.get(), left, "alter consumer group offsets");
+    size_t n = 0;
+    const rd_kafka_group_result_t** gs = rd_kafka_AlterConsumerGroupOffsets_result_groups(
+        rd_kafka_event_AlterConsumerGroupOffsets_result(ev.get()), &n);
+    std::string error;
+    bool retry = false;
+    for (size_t i = 0; i < n && error.empty(); ++i) {
+      if (const rd_kafka_error_t* ge = rd_kafka_group_result_error(gs[i]); ge != nullptr) {
+        retry = transient(rd_kafka_error_code(ge));
+        error = "commit offsets of group '" + group + "': " + rd_kafka_error_string(ge);
+        break;
+      }
+      const rd_kafka_topic_partition_list_t* parts = rd_kafka_group_result_partitions(gs[i]);
+      for (int j = 0; parts != nullptr && j < parts->cnt; ++j) {
+        if (parts->elems[j].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          retry = transient(parts->elems[j].err);
+          error = "commit offsets of group '" + group + "' " + parts->elems[j].topic + "[" +
+                  std::to_string(parts->elems[j].partition) + "]: " + err_text(parts->elems[j].err);
+          break;
+        }
       }
     }
+    if (error.empty()) return;
+    if (!retry || std::chrono::steady_clock::now() + std::chrono::milliseconds(200) >= until) {
+      throw KafkaError(error, true);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 }
 
