@@ -152,7 +152,10 @@ FILE:LINE:COLUMN: key.path: what is wrong
 
 for example `mqdr.yaml:31:13: mirrors[0].source: unknown cluster 'kafka-est'; did you mean
 'kafka-east'?`. It exits 0 when the config is valid and 2 otherwise. Warnings (`warning:` after
-the key path) point at likely mistakes and do not make a config invalid. `SIGHUP` reloads the
+the key path) point at likely mistakes and do not make a config invalid. What the config needs
+from the host it runs on (the files it names, `${NAME}` variables, hooks) is reported as
+warnings, since a config is often checked elsewhere (CI, a laptop); `mqdr validate --strict`
+makes them errors, as `mqdr run` does. `SIGHUP` reloads the
 file with the same checks; a reload with errors keeps the running config, and only the mirrors
 and backup plans whose settings (or whose clusters' settings, secrets included) changed are
 restarted. [`config/mqdr.example.yaml`](../config/mqdr.example.yaml) is a complete example.

@@ -42,7 +42,7 @@ TEST(Install, PutsEverythingUnderThePrefix) {
   EXPECT_EQ(line_starting(text, "ExecStart="),
             "ExecStart=" + bin.string() + " run -c " + (root / "etc/mqdr/mqdr.yaml").string());
   EXPECT_EQ(line_starting(text, "ExecReload="),
-            "ExecReload=" + bin.string() + " validate -c " +
+            "ExecReload=" + bin.string() + " validate --strict -c " +
                 (root / "etc/mqdr/mqdr.yaml").string());
   EXPECT_EQ(text.find("/usr/bin/mqdr"), std::string::npos);
   // The installed unit, whose binary now exists, passes systemd's own check unchanged.
