@@ -141,6 +141,25 @@ int print_status(const Config& config, bool json) {
     }
     table(std::cout, {"GROUP", "STATE", "EPOCH", "ACTIVE", "SINCE"}, rows);
   }
+  const auto plans = s.value("backups", nlohmann::json::array());
+  if (!plans.empty()) {
+    std::cout << "\n";
+    rows.clear();
+    auto text_or_dash = [](const nlohmann::json& v) {
+      return v.is_string() && v.get<std::string>().empty() ? std::string("-") : cell(v);
+    };
+    for (const auto& p : plans) {
+      rows.push_back({cell(p.value("plan", nlohmann::json(nullptr))),
+                      cell(p.value("kind", nlohmann::json(nullptr))),
+                      cell(p.value("state", nlohmann::json(nullptr))),
+                      text_or_dash(p.value("last_success", nlohmann::json(nullptr))),
+                      text_or_dash(p.value("next_due", nlohmann::json(nullptr))),
+                      cell(p.value("retained", nlohmann::json(nullptr))),
+                      text_or_dash(p.value("last_error", nlohmann::json(nullptr)))});
+    }
+    table(std::cout, {"PLAN", "KIND", "STATE", "LAST_SUCCESS", "NEXT_DUE", "RETAINED", "LAST_ERROR"},
+          rows);
+  }
   return 0;
 }
 
