@@ -2,6 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <thread>
 
@@ -282,6 +290,69 @@ TEST_F(RelayTest, BadInputIsReportedWithoutLosingAnything) {
   auto dst = b.read_all(full);
   ASSERT_EQ(src.size(), dst.size());
   for (std::size_t i = 0; i < src.size(); ++i) expect_same(src[i], dst[i], false);
+}
+
+// A source server without JetStream: the worker says so (status and log), retries with backoff
+// instead of spinning, and the target is left alone.
+TEST_F(RelayTest, SourceWithoutJetStreamIsReportedWithoutBusyLoop) {
+  // A nats-server of the test's own, JetStream off, on a free loopback port.
+  int port = 0;
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+    ::close(fd);
+  }
+  pid_t server = fork();
+  if (server == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) {
+      dup2(null, 1);
+      dup2(null, 2);
+    }
+    const std::string p = std::to_string(port);
+    execlp("nats-server", "nats-server", "-a", "127.0.0.1", "-p", p.c_str(),
+           static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(server, 0);
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap{server};
+  const std::string url = "nats://127.0.0.1:" + std::to_string(port);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        Connection c;
+        return c.connect(cluster("plain", url), "probe", Duration(500)).is_ok();
+      },
+      20s));
+
+  const std::string stream = unique("NOJS");
+  RunningWorker w(mirror_context("nojs", cluster("plain", url), b.cfg, {stream}, state_dir));
+  std::string error;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        error = w.ctx.stats->snapshot().last_error;
+        return error.find("JetStream") != std::string::npos;
+      },
+      30s))
+      << w.ctx.stats->snapshot().state << " " << error << " "
+      << w.ctx.stats->snapshot().detail.dump();
+  EXPECT_NE(error.find("plain"), std::string::npos) << error;  // names the cluster
+  // No busy loop: few new errors in a two-second window.
+  const auto errors_before = w.ctx.stats->snapshot().errors_total;
+  std::this_thread::sleep_for(2s);  // observation window, not synchronization
+  EXPECT_LT(w.ctx.stats->snapshot().errors_total - errors_before, 20u);
+  EXPECT_FALSE(b.exists(stream));  // nothing was made up on the target
 }
 
 }  // namespace
