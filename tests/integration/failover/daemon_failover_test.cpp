@@ -89,6 +89,7 @@ struct World {
   const mqdr::test::Endpoints& ep = mqdr::test::Endpoints::get();
   // Which pairs the group drives: "kafka", "nats", "rabbitmq" or "all".
   bool k = true, n = true, r = true;
+  std::string fence_hook;  // an executable for fence_hooks (none when empty)
 
   explicit World(const std::string& kinds = "all")
       : k(kinds == "all" || kinds == "kafka"),
@@ -166,7 +167,7 @@ mirrors:
     max_lag: 1h
     hold_down: 1h
     drain_timeout: 20s
-    clients: {{ file: {dir}/clients.json, format: json }}
+{fence}    clients: {{ file: {dir}/clients.json, format: json }}
 )",
                        fmt::arg("dir", dir.string()), fmt::arg("port", port),
                        fmt::arg("token", token), fmt::arg("ka", ep.kafka_a),
@@ -174,7 +175,10 @@ mirrors:
                        fmt::arg("nb", nt::nats_b()), fmt::arg("ua", rabbit_uri(ra)),
                        fmt::arg("ma", ra.rabbitmq.management_uri), fmt::arg("ub", rabbit_uri(rb)),
                        fmt::arg("mb", rb.rabbitmq.management_uri), fmt::arg("topic", topic),
-                       fmt::arg("mirrors", mirrors), fmt::arg("pairs", pairs));
+                       fmt::arg("mirrors", mirrors), fmt::arg("pairs", pairs),
+                       fmt::arg("fence", fence_hook.empty()
+                                             ? std::string()
+                                             : "    fence_hooks: ['" + fence_hook + "']\n"));
     return file;
   }
 
@@ -187,11 +191,11 @@ mirrors:
   }
   nlohmann::json group() const {
     auto s = status();
-    if (!s.is_object()) return nullptr;
+    if (!s.is_object()) return nlohmann::json::object();
     for (const auto& g : s.value("failover", nlohmann::json::array())) {
       if (g.value("group", "") == "all") return g;
     }
-    return nullptr;
+    return nlohmann::json::object();
   }
   bool mirror_running(const std::string& name) const {
     auto s = status();
@@ -206,7 +210,7 @@ mirrors:
   bool wait_running() const {
     return kt::wait_until(
         [&] {
-          return group().is_object() && (!k || mirror_running("fo-kafka")) &&
+          return group().contains("group") && (!k || mirror_running("fo-kafka")) &&
                  (!n || mirror_running("fo-nats")) && (!r || mirror_running("fo-rabbit"));
         },
         120s);
@@ -403,7 +407,7 @@ TEST(FailoverDaemon, ShortPauseOfThePrimariesCausesNoFailover) {
   ASSERT_TRUE(kt::wait_until(
       [&] {
         auto g = w.group();
-        if (!g.is_object()) return false;
+        if (!g.contains("group")) return false;
         for (const auto& c : g["clusters"]) {
           if (c.value("up", nlohmann::json()) != true) return false;
         }
@@ -426,7 +430,7 @@ TEST(FailoverDaemon, ShortPauseOfThePrimariesCausesNoFailover) {
   const auto resume_at = std::chrono::steady_clock::now() + 3s;
   while (std::chrono::steady_clock::now() < resume_at) {
     auto g = w.group();
-    if (g.is_object()) states.insert(g.value("state", ""));
+    if (g.contains("group")) states.insert(g.value("state", ""));
     std::this_thread::sleep_for(100ms);
   }
   for (pid_t p : pids) ::kill(p, SIGCONT);
@@ -435,7 +439,7 @@ TEST(FailoverDaemon, ShortPauseOfThePrimariesCausesNoFailover) {
   const auto until = std::chrono::steady_clock::now() + 10s;
   while (std::chrono::steady_clock::now() < until) {
     auto g = w.group();
-    if (g.is_object()) states.insert(g.value("state", ""));
+    if (g.contains("group")) states.insert(g.value("state", ""));
     std::this_thread::sleep_for(100ms);
   }
   auto g = w.group();
@@ -445,6 +449,73 @@ TEST(FailoverDaemon, ShortPauseOfThePrimariesCausesNoFailover) {
   EXPECT_EQ(states.count("failing_over"), 0U);
   EXPECT_EQ(states.count("failed_over"), 0U);
   EXPECT_FALSE(std::filesystem::exists(w.dir / "clients.json"));
+  EXPECT_EQ(mqdr.terminate(30s), 0);
+}
+
+// mqdr is killed -9 in the middle of a failover and of a failback (while a slow fence hook
+// runs) and resumes the switch at the persisted step when it starts again.
+TEST(FailoverDaemon, KillNineOfMqdrDuringFailoverAndFailbackResumesTheSwitch) {
+  World w("nats");
+  MQDR_REQUIRE_BROKER(w.ep.kafka_a);
+  // The fence hook notes each run and takes 3 s: time enough to kill mqdr during it.
+  const auto runs = w.dir / "fence.runs";
+  w.fence_hook = (w.dir / "fence.sh").string();
+  {
+    std::ofstream h(w.fence_hook);
+    h << "#!/bin/sh\necho \"$MQDR_STATE $MQDR_EPOCH\" >> " << runs.string() << "\nsleep 3\n";
+  }
+  std::filesystem::permissions(w.fence_hook, std::filesystem::perms::owner_all);
+  w.seed();
+  const auto config = w.config();
+  rt::MqdrProcess mqdr(config, w.dir / "mqdr.log");
+  mqdr.start();
+  ASSERT_TRUE(w.wait_running()) << w.status().dump(2) << slurp(w.dir / "mqdr.log");
+  w.write('a', "a", 100, 0);
+  ASSERT_TRUE(kt::wait_until([&] { return w.standby_holds(100); }, 60s));
+  ASSERT_TRUE(kt::wait_until(
+      [&] {
+        auto g = w.group();
+        if (!g.contains("clusters") || g["clusters"].size() < 2) return false;
+        return g["clusters"][0].value("up", nlohmann::json()) == true &&
+               g["clusters"][1].value("up", nlohmann::json()) == true;
+      },
+      30s));
+
+  auto crash_during = [&](const std::string& what, const std::string& state) {
+    ASSERT_EQ(run_cli({what, "-c", config.string(), "--group", "all", "--no-wait"},
+                      w.dir / (what + ".log")),
+              0)
+        << slurp(w.dir / (what + ".log"));
+    ASSERT_TRUE(kt::wait_until(
+        [&] {
+          auto g = w.group();
+          return g.value("state", "") == state && g.value("step", "") == "fence";
+        },
+        30s, 50ms))
+        << w.group().dump(2);
+    mqdr.kill9();
+    mqdr.start();
+  };
+
+  crash_during("failover", "failing_over");
+  ASSERT_TRUE(kt::wait_until([&] { return w.group().value("state", "") == "failed_over"; }, 60s))
+      << w.group().dump(2) << slurp(w.dir / "mqdr.log");
+  EXPECT_EQ(w.group()["epoch"], 1);
+  EXPECT_EQ(w.clients()["active"], "standby");
+  EXPECT_FALSE(w.mirror_running("fo-nats"));
+  ASSERT_TRUE(kt::wait_until([&] { return w.group().value("reverse_replication", false); }, 60s))
+      << w.group().dump(2);
+
+  crash_during("failback", "failing_back");
+  ASSERT_TRUE(kt::wait_until([&] { return w.group().value("state", "") == "replicating"; }, 60s))
+      << w.group().dump(2) << slurp(w.dir / "mqdr.log");
+  EXPECT_EQ(w.group()["epoch"], 2);
+  EXPECT_EQ(w.clients()["active"], "primary");
+  EXPECT_TRUE(kt::wait_until([&] { return w.mirror_running("fo-nats"); }, 30s));
+  // The fence step ran again after each crash: twice per switch, with the switch's epoch.
+  EXPECT_EQ(slurp(runs), "failing_over 1\nfailing_over 1\nfailing_back 2\nfailing_back 2\n");
+  // What was replicated before is still there.
+  w.expect_readable('b', "a", 100, 0, 60s);
   EXPECT_EQ(mqdr.terminate(30s), 0);
 }
 
@@ -500,7 +571,7 @@ TEST_P(FailoverDaemonKill, KillNineOfThePrimaries) {
   // mqdr itself dies while failed over, and resumes in that state: forward mirrors stay off.
   mqdr.kill9();
   mqdr.start();
-  ASSERT_TRUE(kt::wait_until([&] { return w.group().is_object(); }, 60s)) << slurp(w.dir / "mqdr.log");
+  ASSERT_TRUE(kt::wait_until([&] { return w.group().contains("group"); }, 60s)) << slurp(w.dir / "mqdr.log");
   EXPECT_EQ(w.group()["state"], "failed_over");
   EXPECT_EQ(w.group()["epoch"], 1);
   EXPECT_FALSE(w.mirror_running("fo-kafka"));
