@@ -216,7 +216,7 @@ TEST(KafkaMirror, ExactlyOnceRestartsWithoutDuplicatesOrLoss) {
   a.create(topic, 3);
   auto batch = [&](int from, int n) {
     std::vector<Record> rs;
-    for (int i = from; i < from + n; ++i) rs.push_back(rec(topic, i % 3, std::nullopt, "v" + std::to_string(i)));
+    for (int i = from; i < from + n; ++i) rs.push_back(rec(topic, i % 3, std::nullopt, std::string("v") + std::to_string(i)));
     return rs;
   };
   auto ctx = mirror_context(run, {topic});
