@@ -4,9 +4,11 @@
 // found a difference or corruption.
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "mqdr/broker.hpp"
+#include "mqdr/config.hpp"
 
 namespace CLI {
 class App;
@@ -34,6 +36,10 @@ void register_verify_command(std::function<int(const std::string& dir)> verify_b
 // Registers the commands and daemon extensions of every feature built into this binary
 // (src/cli/wiring.cpp); main() calls it once.
 void register_all_features();
+
+// Loads a config for a command; prints every problem (and the warnings when asked) to stderr and
+// returns nullopt on error (the command then exits 2).
+std::optional<Config> load_config_or_report(const std::string& file, bool print_warnings = false);
 
 int main(int argc, char** argv);
 

@@ -46,15 +46,6 @@ std::unique_ptr<RestoreTarget> make_target(const ClusterConfig& cluster) {
 
 namespace {
 
-std::optional<Config> load_config(const std::string& file) {
-  try {
-    return config::load(file);
-  } catch (const config::Error& e) {
-    for (const auto& p : e.problems()) std::cerr << p.str() << "\n";
-    return std::nullopt;
-  }
-}
-
 // SIGINT/SIGTERM request a stop (the run then cleans up and exits 1) instead of killing the
 // process halfway through a file.
 class SignalStop {
@@ -87,7 +78,7 @@ class SignalStop {
 std::string mb(std::uint64_t bytes) { return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6); }
 
 int run_backup(const std::string& file, const std::string& plan_name, bool full) {
-  auto config = load_config(file);
+  auto config = cli::load_config_or_report(file);
   if (!config) return cli::kUsageError;
   const BackupPlanConfig* plan = config->plan(plan_name);
   if (plan == nullptr) {
@@ -114,7 +105,7 @@ int run_backup(const std::string& file, const std::string& plan_name, bool full)
 
 int run_restore(const std::string& file, const std::string& from, const std::string& to,
                 const std::vector<std::string>& rename_args, const std::string& checkpoint_arg) {
-  auto config = load_config(file);
+  auto config = cli::load_config_or_report(file);
   if (!config) return cli::kUsageError;
   const ClusterConfig* cluster = config->cluster(to);
   if (cluster == nullptr) {

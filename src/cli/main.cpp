@@ -20,21 +20,6 @@ std::vector<CommandSetup>& extra_commands() {
   return commands;
 }
 
-// Loads a config for a command; prints every problem and returns nullopt on error.
-std::optional<Config> load_or_report(const std::string& file, bool print_warnings) {
-  try {
-    std::vector<config::Problem> warnings;
-    Config c = config::load(file, {}, &warnings);
-    if (print_warnings) {
-      for (const auto& w : warnings) std::cerr << w.str() << "\n";
-    }
-    return c;
-  } catch (const config::Error& e) {
-    for (const auto& p : e.problems()) std::cerr << p.str() << "\n";
-    return std::nullopt;
-  }
-}
-
 // Two passes: the document itself (types, keys, references, ...: errors, exit 2), then what it
 // needs from this host (the files it names, ${ENV} variables, hooks): warnings, because a config
 // is often checked on another machine than the one that runs it, or errors with --strict (on the
@@ -88,6 +73,20 @@ int validate(const std::string& file, bool strict) {
 
 void add_command(CommandSetup setup) { extra_commands().push_back(std::move(setup)); }
 
+std::optional<Config> load_config_or_report(const std::string& file, bool print_warnings) {
+  try {
+    std::vector<config::Problem> warnings;
+    Config c = config::load(file, {}, &warnings);
+    if (print_warnings) {
+      for (const auto& w : warnings) std::cerr << w.str() << "\n";
+    }
+    return c;
+  } catch (const config::Error& e) {
+    for (const auto& p : e.problems()) std::cerr << p.str() << "\n";
+    return std::nullopt;
+  }
+}
+
 int main(int argc, char** argv) {
   BrokerRegistry registry;
   register_all_kinds(registry);
@@ -135,7 +134,7 @@ int main(int argc, char** argv) {
     if (*run) return run_daemon(config_file, registry);
     if (*validate_cmd) return validate(config_file, strict);
     if (*status) {
-      auto c = load_or_report(config_file, false);
+      auto c = load_config_or_report(config_file, false);
       if (!c) return kUsageError;
       return print_status(*c, json);
     }

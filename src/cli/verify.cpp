@@ -20,13 +20,9 @@ namespace {
 
 int verify_mirror(const std::string& file, const std::string& name, int timeout_s, bool json,
                   const BrokerRegistry& registry) {
-  Config config;
-  try {
-    config = config::load(file);
-  } catch (const config::Error& e) {
-    for (const auto& p : e.problems()) std::cerr << p.str() << "\n";
-    return kUsageError;
-  }
+  auto loaded = load_config_or_report(file);
+  if (!loaded) return kUsageError;
+  const Config& config = *loaded;
   const MirrorConfig* mirror = config.mirror(name);
   if (mirror == nullptr) {
     std::cerr << fmt::format("{}: no mirror named '{}'\n", file, name);

@@ -28,15 +28,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::optional<Config> load_config(const std::string& file) {
-  try {
-    return config::load(file);
-  } catch (const config::Error& e) {
-    for (const auto& p : e.problems()) std::cerr << p.str() << "\n";
-    return std::nullopt;
-  }
-}
-
 // Progress lines go to a terminal only (SPEC: long work stays quiet otherwise).
 struct Progress {
   bool on = ::isatty(STDERR_FILENO) != 0;
@@ -217,7 +208,7 @@ std::optional<std::uint64_t> current_epoch(const Config& config, const std::stri
 
 int run_switch(const std::string& file, const std::string& kind, const std::string& group,
                bool force, const std::string& reason, bool wait, int timeout_s) {
-  auto config = load_config(file);
+  auto config = cli::load_config_or_report(file);
   if (!config) return cli::kUsageError;
   if (config->group(group) == nullptr) {
     std::cerr << fmt::format("{}: no failover group named '{}'\n", file, group);
@@ -291,7 +282,7 @@ std::string now_iso() {
 
 int run_drill(const std::string& file, const std::string& group, const std::string& report_file,
               int timeout_s) {
-  auto config = load_config(file);
+  auto config = cli::load_config_or_report(file);
   if (!config) return cli::kUsageError;
   const FailoverGroupConfig* fg = config->group(group);
   if (fg == nullptr) {
@@ -445,44 +436,37 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
   return finish(cli::kOk, "passed", "");
 }
 
-}  // namespace
-
-void register_commands() {
-  cli::add_command([](CLI::App& app, const BrokerRegistry&) -> std::function<int()> {
+// `mqdr failover` and `mqdr failback`: the same options, the same flow (run_switch).
+void add_switch_command(const std::string& kind, const std::string& help,
+                        const std::string& force_help, bool with_reason) {
+  cli::add_command([=](CLI::App& app, const BrokerRegistry&) -> std::function<int()> {
     struct Args {
       std::string config, group, reason;
       bool force = false, no_wait = false;
       int timeout = 300;
     };
     auto a = std::make_shared<Args>();
-    auto* cmd = app.add_subcommand("failover", "Switch a failover group to its standby clusters");
+    auto* cmd = app.add_subcommand(kind, help);
     cmd->add_option("-c,--config", a->config, "Config file")->required();
     cmd->add_option("--group", a->group, "Failover group")->required();
-    cmd->add_flag("--force", a->force, "Fail over even when replication lags more than max_lag");
-    cmd->add_option("--reason", a->reason, "Why (recorded with the switch)");
-    cmd->add_flag("--no-wait", a->no_wait, "Return once the daemon started the failover");
-    cmd->add_option("--timeout", a->timeout, "Seconds to wait for the failover to finish")
+    cmd->add_flag("--force", a->force, force_help);
+    if (with_reason) cmd->add_option("--reason", a->reason, "Why (recorded with the switch)");
+    cmd->add_flag("--no-wait", a->no_wait, "Return once the daemon started the " + kind);
+    cmd->add_option("--timeout", a->timeout, "Seconds to wait for the " + kind + " to finish")
         ->capture_default_str();
-    return [a] { return run_switch(a->config, "failover", a->group, a->force, a->reason,
-                                   !a->no_wait, a->timeout); };
-  });
-  cli::add_command([](CLI::App& app, const BrokerRegistry&) -> std::function<int()> {
-    struct Args {
-      std::string config, group;
-      bool force = false, no_wait = false;
-      int timeout = 300;
+    return [a, kind] {
+      return run_switch(a->config, kind, a->group, a->force, a->reason, !a->no_wait, a->timeout);
     };
-    auto a = std::make_shared<Args>();
-    auto* cmd = app.add_subcommand("failback", "Switch a failed-over group back to its primaries");
-    cmd->add_option("-c,--config", a->config, "Config file")->required();
-    cmd->add_option("--group", a->group, "Failover group")->required();
-    cmd->add_flag("--force", a->force, "Fail back even when reverse replication lags");
-    cmd->add_flag("--no-wait", a->no_wait, "Return once the daemon started the failback");
-    cmd->add_option("--timeout", a->timeout, "Seconds to wait for the failback to finish")
-        ->capture_default_str();
-    return [a] { return run_switch(a->config, "failback", a->group, a->force, "", !a->no_wait,
-                                   a->timeout); };
   });
+}
+
+}  // namespace
+
+void register_commands() {
+  add_switch_command("failover", "Switch a failover group to its standby clusters",
+                     "Fail over even when replication lags more than max_lag", true);
+  add_switch_command("failback", "Switch a failed-over group back to its primaries",
+                     "Fail back even when reverse replication lags", false);
   cli::add_command([](CLI::App& app, const BrokerRegistry&) -> std::function<int()> {
     struct Args {
       std::string config, group, report;
