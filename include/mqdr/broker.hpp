@@ -7,7 +7,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -65,6 +68,41 @@ inline std::string opposite_mirror_name(const std::string& mirror) {
   return mirror + std::string(kSuffix);
 }
 
+// Drill markers (`mqdr drill`, docs/failover.md "Drills"). Each broker kind has a channel of
+// mqdr's own that its mirrors always carry, so that a drill measures the real data path without
+// touching the application's topics, streams or queues:
+//   Kafka     the heartbeat topic `mqdr-heartbeats` (partition 0); the drill's consumer group;
+//   NATS      the stream `MQDR_DRILL` (subjects `mqdr.drill.>`); the drill's durable consumer;
+//   RabbitMQ  the fanout exchange `mqdr.drill`, bound on the source into the mirror's capture
+//             queue of its first exchange, routed on both sides to the queue `mqdr.drill`.
+// A drill writes `count` markers on the source (each acknowledged by it), lets its consumer take
+// and commit the first `consume` of them there, and after the switch checks on the target which
+// markers arrived (none lost) and what the same consumer receives when it resumes there.
+inline constexpr std::string_view kDrillName = "mqdr-drill";  // prefix of drill consumer names
+std::string drill_marker(const std::string& drill_id, int n);
+// The marker number when `text` is a marker of `drill_id`.
+std::optional<int> parse_drill_marker(std::string_view text, const std::string& drill_id);
+
+struct DrillMarkers {
+  std::string id;     // unique per drill and direction; [a-z0-9-] only
+  std::string consumer;  // the drill consumer's name (group id, durable name)
+  int written = 0;    // markers acknowledged by the source (numbers 0..written-1)
+  int consumed = 0;   // the first `consumed` taken and committed by the consumer on the source
+  nlohmann::json detail = nlohmann::json::object();  // where they are (offsets, sequences)
+};
+
+struct DrillCheck {
+  int on_target = 0;          // markers of this drill found on the target
+  std::vector<int> lost;      // acknowledged by the source, not on the target (data loss)
+  bool resume_checked = false;
+  std::string resume_unchecked;  // why the resume could not be checked
+  int resumed = 0;               // unconsumed markers the resuming consumer received
+  std::vector<int> resume_missing;  // unconsumed markers it did not receive (loss to it)
+  int redelivered = 0;           // consumed markers it received again (duplicates)
+  nlohmann::json detail = nlohmann::json::object();
+};
+nlohmann::json to_json(const DrillCheck& check);
+
 // Failover-time operations on one mirror (source = primary side, target = standby side). Each
 // call opens what it needs and returns within its deadline. Called by the failover driver.
 class MirrorOps {
@@ -87,6 +125,14 @@ class MirrorOps {
   // publishes there. Never drops what was not replicated: what still holds messages is only
   // detached and reported. Returns what was done (JSON for the switch record).
   virtual nlohmann::json retire(Duration /*deadline*/) { return nlohmann::json::object(); }
+
+  // Drill markers (see DrillMarkers). prepare: the marker channel exists on both sides and the
+  // running mirror carries it (waits for the mirror to pick it up, within the deadline).
+  // write: `count` markers on the source, acknowledged, and the first `consume` of them taken
+  // and committed there by `markers.consumer`. check: on the target, after a switch.
+  virtual Status drill_prepare(Duration deadline);
+  virtual Status drill_write(DrillMarkers& markers, int count, int consume, Duration deadline);
+  virtual Status drill_check(const DrillMarkers& markers, DrillCheck& out, Duration deadline);
 };
 using MirrorOpsPtr = std::unique_ptr<MirrorOps>;
 

@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "failover/drill_markers.hpp"
 #include "mqdr/admin_client.hpp"
 #include "mqdr/cli.hpp"
 #include "mqdr/config_loader.hpp"
@@ -281,7 +282,7 @@ std::string now_iso() {
 }
 
 int run_drill(const std::string& file, const std::string& group, const std::string& report_file,
-              int timeout_s) {
+              int timeout_s, const BrokerRegistry& registry) {
   auto config = cli::load_config_or_report(file);
   if (!config) return cli::kUsageError;
   const FailoverGroupConfig* fg = config->group(group);
@@ -315,6 +316,32 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
                                "unreplicated\n",
                                report["rpo"].value("lag_at_trigger_ms", nlohmann::json(nullptr)).dump(),
                                report["rpo"].value("records", nlohmann::json(nullptr)).dump());
+    }
+    if (report.contains("markers")) {
+      const auto& mk = report["markers"];
+      std::cout << fmt::format("  markers  {} written, {} lost at the failover; {} written on the "
+                               "standby, {} lost at the failback\n",
+                               mk.value("failover_written", 0), mk.value("failover_lost", 0),
+                               mk.value("failback_written", 0), mk.value("failback_lost", 0));
+      for (const auto& phase : {"failover", "failback"}) {
+        const nlohmann::json legs = mk.value(phase, nlohmann::json::object());
+        for (const auto& [mirror, leg] : legs.items()) {
+          if (leg.contains("unchecked")) {
+            std::cout << fmt::format("    {} unchecked: {}\n", mirror, leg["unchecked"].get<std::string>());
+            continue;
+          }
+          const auto& r = leg.value("consumer_resume", nlohmann::json::object());
+          if (r.value("checked", false)) {
+            std::cout << fmt::format("    {}: consumer resumed on {} with {} of {} unconsumed markers "
+                                     "({} missing), {} redelivered\n",
+                                     mirror, std::string(phase) == "failover" ? "the standby" : "the primary",
+                                     r.value("resumed", 0),
+                                     leg.value("written", 0) - leg.value("consumed", 0),
+                                     r.value("missing", nlohmann::json::array()).size(),
+                                     r.value("redelivered", 0));
+          }
+        }
+      }
     }
     if (report.contains("failback_ms")) {
       std::cout << fmt::format("  failback {} ms\n", report["failback_ms"].get<long long>());
@@ -359,9 +386,13 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
   if (!status) return finish(cli::kRuntimeError, "failed", error);
   // The forward mirrors of the group, for RPO and the reverse check.
   std::vector<std::string> forward;
+  std::vector<const MirrorConfig*> forward_mirrors;
   for (const auto& m : config->mirrors) {
     for (const auto& p : fg->pairs) {
-      if (m.source == p.primary && m.target == p.standby) forward.push_back(m.name);
+      if (m.source == p.primary && m.target == p.standby) {
+        forward.push_back(m.name);
+        forward_mirrors.push_back(&m);
+      }
     }
   }
   nlohmann::json before = nlohmann::json::object();
@@ -378,6 +409,22 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
   }
   report["mirrors_before"] = before;
   const std::uint64_t epoch = (*g).value("epoch", 0ULL);
+
+  // 0. Markers on every primary, half of them consumed there.
+  auto say = [&](const std::string& text) { progress.say(text); };
+  const Duration marker_deadline = std::chrono::duration_cast<Duration>(std::min<std::chrono::seconds>(timeout, 120s));
+  nlohmann::json& markers = report["markers"];
+  markers = nlohmann::json::object();
+  MarkerRun forward_markers(*config, registry, forward_mirrors, false, group, say);
+  if (auto problem = forward_markers.write(marker_deadline); !problem.empty()) {
+    markers["failover"] = forward_markers.report();
+    return finish(cli::kRuntimeError, "not run", "drill markers: " + problem);
+  }
+  auto count_written = [](const nlohmann::json& legs) {
+    int n = 0;
+    for (const auto& [_, leg] : legs.items()) n += leg.value("written", 0);
+    return n;
+  };
 
   // 1. Failover.
   progress.say("drill: failover of group " + group);
@@ -397,6 +444,21 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
                             "behind before promotion"}};
   const std::string difference = verify_difference(last);
 
+  // Markers on the standby: lost ones are the drill's RPO; the drill's consumer resumes there.
+  std::string marker_error;
+  const int lost_forward = forward_markers.check(marker_deadline, marker_error);
+  markers["failover"] = forward_markers.report();
+  markers["failover_written"] = count_written(markers["failover"]);
+  markers["failover_lost"] = lost_forward;
+  report["rpo"]["markers_lost"] = lost_forward;
+  if (!marker_error.empty()) {
+    return finish(cli::kRuntimeError, "failed",
+                  marker_error + "; the group stays failed over (run `mqdr failback`)");
+  }
+
+  // Markers written on the standby while failed over must reach the primary at the failback.
+  MarkerRun back_markers(*config, registry, forward_mirrors, true, group, say);
+
   // 2. Reverse replication catches up, then failback.
   std::vector<std::string> reverse;
   for (const auto& f : forward) reverse.push_back(f + ".reverse");
@@ -412,6 +474,25 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
     std::this_thread::sleep_for(250ms);
   }
   report["reverse_caught_up"] = caught_up;
+  if (caught_up) {
+    if (auto problem = back_markers.write(marker_deadline); !problem.empty()) {
+      markers["failback"] = back_markers.report();
+      return finish(cli::kRuntimeError, "failed",
+                    "drill markers on the standby: " + problem +
+                        "; the group stays failed over (run `mqdr failback`)");
+    }
+    // They were written after the catch-up: wait for the reverse mirrors again.
+    caught_up = false;
+    const auto again_deadline = Clock::now() + timeout;
+    while (Clock::now() < again_deadline) {
+      auto s = full_status(*config, error);
+      if (s && reverse_caught_up(*s, reverse)) {
+        caught_up = true;
+        break;
+      }
+      std::this_thread::sleep_for(250ms);
+    }
+  }
   if (!caught_up) {
     return finish(cli::kRuntimeError, "failed",
                   "reverse replication did not catch up; the group stays failed over (run "
@@ -428,7 +509,18 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
   if (!fb.completed) return finish(cli::kRuntimeError, "failed", fb.error);
   report["failback_ms"] = fb.observed.count();
   const std::string back_difference = verify_difference(report["failback"]);
+  const int lost_back = back_markers.check(marker_deadline, marker_error);
+  markers["failback"] = back_markers.report();
+  markers["failback_written"] = count_written(markers["failback"]);
+  markers["failback_lost"] = lost_back;
+  if (!marker_error.empty()) return finish(cli::kRuntimeError, "failed", marker_error);
 
+  if (lost_forward + lost_back > 0) {
+    return finish(cli::kDifference, "markers lost",
+                  fmt::format("{} drill marker(s) lost at the failover, {} at the failback (see "
+                              "the report's markers section)",
+                              lost_forward, lost_back));
+  }
   if (!difference.empty() || !back_difference.empty()) {
     return finish(cli::kDifference, "difference found",
                   "verify found a difference: " + (difference.empty() ? back_difference : difference));
@@ -467,7 +559,7 @@ void register_commands() {
                      "Fail over even when replication lags more than max_lag", true);
   add_switch_command("failback", "Switch a failed-over group back to its primaries",
                      "Fail back even when reverse replication lags", false);
-  cli::add_command([](CLI::App& app, const BrokerRegistry&) -> std::function<int()> {
+  cli::add_command([](CLI::App& app, const BrokerRegistry& registry) -> std::function<int()> {
     struct Args {
       std::string config, group, report;
       int timeout = 600;
@@ -479,7 +571,7 @@ void register_commands() {
     cmd->add_option("--group", a->group, "Failover group")->required();
     cmd->add_option("--report", a->report, "Write the drill report (JSON) to this file");
     cmd->add_option("--timeout", a->timeout, "Seconds each phase may take")->capture_default_str();
-    return [a] { return run_drill(a->config, a->group, a->report, a->timeout); };
+    return [a, &registry] { return run_drill(a->config, a->group, a->report, a->timeout, registry); };
   });
 }
 

@@ -1,5 +1,7 @@
 #include "kafka/group_sync.hpp"
 
+#include "mqdr/broker.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <stdexcept>
@@ -25,6 +27,8 @@ GroupSync::GroupSync(std::string mirror, const std::vector<std::string>& groups,
 }
 
 bool GroupSync::wanted(const std::string& group) const {
+  // Drill consumers (mqdr drill) are always carried over: the drill checks their resume.
+  if (group.rfind(std::string(kDrillName) + "-", 0) == 0 && group != "mqdr-drill-reader") return true;
   if (group == own_group_ || group.rfind("mqdr-", 0) == 0) return false;
   for (const auto& r : groups_) {
     if (std::regex_match(group, r)) return true;
@@ -48,7 +52,6 @@ GroupOffsets GroupSync::translate(const GroupOffsets& source_offsets) const {
 
 GroupSyncResult GroupSync::run(int timeout_ms, bool force) {
   GroupSyncResult res;
-  if (groups_.empty()) return res;
   map_.catch_up(timeout_ms);
   if (forward_ != nullptr) forward_->catch_up(timeout_ms);
   auto source_groups = list_groups(source_, timeout_ms);

@@ -18,6 +18,10 @@ class KafkaMirrorOps : public MirrorOps {
   Status promote(Duration deadline) override;
   VerifyResult verify(Duration deadline) override;
   nlohmann::json unreplicated(Duration deadline) override;
+  // Markers in partition 0 of the heartbeat topic (src/kafka/drill.cpp).
+  Status drill_prepare(Duration deadline) override;
+  Status drill_write(DrillMarkers& markers, int count, int consume, Duration deadline) override;
+  Status drill_check(const DrillMarkers& markers, DrillCheck& out, Duration deadline) override;
 
  private:
   struct PartitionRange {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "mqdr/broker.hpp"
 #include "nats/client.hpp"
 
 namespace mqdr::nats {
@@ -123,7 +124,8 @@ std::string ConsumerSync::sync_stream(const std::string& stream, bool native) {
     if (ci == nullptr || ci->Config == nullptr || ci->Config->Durable == nullptr) continue;
     const std::string name = ci->Config->Durable;
     if (name.rfind(skip_prefix_, 0) == 0) continue;
-    bool match = false;
+    // Drill consumers (mqdr drill) are always carried over: the drill checks their resume.
+    bool match = name.rfind(std::string(kDrillName) + "-", 0) == 0;
     for (const auto& re : patterns_) match = match || std::regex_match(name, re);
     if (!match) continue;
 

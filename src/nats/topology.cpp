@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "nats/client.hpp"
+#include "nats/drill.hpp"
 
 namespace mqdr::nats {
 
@@ -12,6 +13,7 @@ StreamSelector::StreamSelector(const std::vector<std::string>& patterns) {
 }
 
 bool StreamSelector::matches(const std::string& name) const {
+  if (name == kDrillStream) return true;  // drill markers travel with every mirror
   for (const auto& re : patterns_) {
     if (std::regex_match(name, re)) return true;
   }

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "rabbitmq/drill.hpp"
+
 namespace mqdr::rabbitmq {
 
 namespace {
@@ -64,7 +66,8 @@ std::set<std::string> reachable_queues(const nlohmann::json& bindings,
       if (b.value("source", "") != ex) continue;
       const std::string dst = b.value("destination", "");
       if (b.value("destination_type", "") == "queue") {
-        if (dst.rfind("mqdr.", 0) != 0) queues.insert(dst);
+        // mqdr's own queues are not the application's, except the drill's (trimmed like one).
+        if (dst.rfind("mqdr.", 0) != 0 || dst == kDrillQueue) queues.insert(dst);
       } else if (seen.insert(dst).second) {
         todo.push_back(dst);
       }

@@ -8,6 +8,7 @@
 #include "rabbitmq/capture.hpp"
 #include "rabbitmq/connection.hpp"
 #include "rabbitmq/definitions.hpp"
+#include "rabbitmq/drill.hpp"
 #include "rabbitmq/management.hpp"
 #include "rabbitmq/standby.hpp"
 
@@ -121,6 +122,14 @@ class RabbitMirrorOps : public MirrorOps {
     return sync.run(report);
   }
 
+  Status drill_prepare(Duration deadline) override { return rabbitmq::drill_prepare(ctx_, deadline); }
+  Status drill_write(DrillMarkers& markers, int count, int consume, Duration deadline) override {
+    return rabbitmq::drill_write(ctx_, markers, count, consume, deadline);
+  }
+  Status drill_check(const DrillMarkers& markers, DrillCheck& out, Duration deadline) override {
+    return rabbitmq::drill_check(ctx_, markers, out, deadline);
+  }
+
   Status promote(Duration deadline) override {
     const auto until = Clock::now() + deadline;
     const auto& m = ctx_.mirror;
@@ -159,7 +168,7 @@ class RabbitMirrorOps : public MirrorOps {
     if (primary_up && src_mgmt.configured()) {
       nlohmann::json bindings;
       if (src_mgmt.get("/api/bindings/" + src_mgmt.vhost(), bindings).is_ok()) {
-        auto live = reachable_queues(bindings, m.rabbitmq.exchanges);
+        auto live = reachable_queues(bindings, trimmed_exchanges(m.rabbitmq.exchanges));
         queues.insert(live.begin(), live.end());
       }
     }

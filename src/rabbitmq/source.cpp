@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "rabbitmq/codec.hpp"
+#include "rabbitmq/drill.hpp"
 
 namespace mqdr::rabbitmq {
 
@@ -117,6 +118,8 @@ Status AmqpSource::read(Batch& out, std::size_t max, Duration wait) {
     auto it = spec_by_tag_.find(str_of(env.consumer_tag));
     const ConsumeSpec* spec = it != spec_by_tag_.end() ? it->second : nullptr;
     r.item = spec != nullptr ? spec->item : str_of(env.exchange);
+    // Drill markers are bound into a capture queue from their own exchange and go back to it.
+    if (spec != nullptr && !spec->shovel && str_of(env.exchange) == kDrillExchange) r.item = kDrillExchange;
     r.position = static_cast<std::int64_t>(env.delivery_tag);
     r.key = str_of(env.routing_key);
     r.value = str_of(env.message.body);

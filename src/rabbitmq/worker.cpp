@@ -9,6 +9,7 @@
 #include "mqdr/pipeline.hpp"
 #include "rabbitmq/capture.hpp"
 #include "rabbitmq/definitions.hpp"
+#include "rabbitmq/drill.hpp"
 #include "rabbitmq/management.hpp"
 #include "rabbitmq/source.hpp"
 #include "rabbitmq/standby.hpp"
@@ -238,7 +239,7 @@ void MirrorWorker::housekeeping(std::stop_token stop, std::unique_ptr<Definition
       nlohmann::json bindings;
       if (!rc.exchanges.empty() && src_mgmt->configured() &&
           src_mgmt->get("/api/bindings/" + src_mgmt->vhost(), bindings).is_ok()) {
-        auto queues = reachable_queues(bindings, rc.exchanges);
+        auto queues = reachable_queues(bindings, trimmed_exchanges(rc.exchanges));
         const auto mode =
             options_.trim_standby ? StandbyTrimmer::Mode::trim : StandbyTrimmer::Mode::sample;
         if (Status st = trimmer.run(queues, &src, src_mgmt.get(), dst, mode, Duration(30000));

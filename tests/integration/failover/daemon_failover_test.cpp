@@ -379,6 +379,28 @@ TEST(FailoverDaemon, DrillOnLiveBrokers) {
   EXPECT_EQ(r["failover"]["outcome"], "completed");
   EXPECT_EQ(r["failback"]["outcome"], "completed");
   EXPECT_TRUE(r["reverse_caught_up"].get<bool>());
+  // Markers: 100 per mirror on each primary (50 consumed there) before the failover, 100 per
+  // mirror on each standby while failed over; none lost, and the drill's consumer resumed on the
+  // other side with every marker it had not consumed.
+  const auto& mk = r["markers"];
+  EXPECT_EQ(mk.value("failover_written", 0), 300) << mk.dump(1);
+  EXPECT_EQ(mk.value("failback_written", 0), 300) << mk.dump(1);
+  EXPECT_EQ(mk.value("failover_lost", -1), 0) << mk.dump(1);
+  EXPECT_EQ(mk.value("failback_lost", -1), 0) << mk.dump(1);
+  EXPECT_EQ(r["rpo"].value("markers_lost", -1), 0);
+  for (const auto& phase : {"failover", "failback"}) {
+    for (const std::string m : {"fo-kafka", "fo-nats", "fo-rabbit"}) {
+      const std::string name = std::string(phase) == "failover" ? m : m + ".reverse";
+      const auto& leg = mk[phase][name];
+      EXPECT_EQ(leg.value("written", 0), 100) << name << leg.dump(1);
+      EXPECT_EQ(leg.value("consumed", 0), 50) << name << leg.dump(1);
+      EXPECT_EQ(leg.value("lost", nlohmann::json()).size(), 0u) << name << leg.dump(1);
+      const auto& resume = leg.value("consumer_resume", nlohmann::json::object());
+      EXPECT_EQ(resume.value("checked", false), true) << name << leg.dump(1);
+      EXPECT_EQ(resume.value("resumed", 0), 50) << name << leg.dump(1);
+      EXPECT_EQ(resume.value("missing", nlohmann::json()).size(), 0u) << name << leg.dump(1);
+    }
+  }
   std::printf("drill: %s\nreport: %s\n", slurp(w.dir / "drill.log").c_str(), r.dump(1).c_str());
 
   auto g = w.group();
