@@ -312,10 +312,13 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
                                report["rto_ms"].get<long long>());
     }
     if (report.contains("rpo")) {
-      std::cout << fmt::format("  RPO  {} ms of replication lag at the trigger, {} records "
-                               "unreplicated\n",
-                               report["rpo"].value("lag_at_trigger_ms", nlohmann::json(nullptr)).dump(),
-                               report["rpo"].value("records", nlohmann::json(nullptr)).dump());
+      const auto& rpo = report["rpo"];
+      const auto& lag = rpo.value("lag_at_trigger_ms", nlohmann::json());
+      const auto& lost = rpo.value("markers_lost", nlohmann::json());
+      std::cout << fmt::format("  RPO  {} (replication lag at the trigger: {})\n",
+                               lost.is_number() ? fmt::format("{} markers lost", lost.get<int>())
+                                                : std::string("markers not counted"),
+                               lag.is_number() ? fmt::format("{} ms", lag.get<double>()) : "unknown");
     }
     if (report.contains("markers")) {
       const auto& mk = report["markers"];

@@ -90,6 +90,7 @@ struct World {
   // Which pairs the group drives: "kafka", "nats", "rabbitmq" or "all".
   bool k = true, n = true, r = true;
   std::string fence_hook;  // an executable for fence_hooks (none when empty)
+  std::string switch_hook;  // an executable for clients.hooks (none when empty)
 
   explicit World(const std::string& kinds = "all")
       : k(kinds == "all" || kinds == "kafka"),
@@ -167,7 +168,7 @@ mirrors:
     max_lag: 1h
     hold_down: 1h
     drain_timeout: 20s
-{fence}    clients: {{ file: {dir}/clients.json, format: json }}
+{fence}    clients: {{ file: {dir}/clients.json, format: json{hooks} }}
 )",
                        fmt::arg("dir", dir.string()), fmt::arg("port", port),
                        fmt::arg("token", token), fmt::arg("ka", ep.kafka_a),
@@ -176,6 +177,8 @@ mirrors:
                        fmt::arg("ma", ra.rabbitmq.management_uri), fmt::arg("ub", rabbit_uri(rb)),
                        fmt::arg("mb", rb.rabbitmq.management_uri), fmt::arg("topic", topic),
                        fmt::arg("mirrors", mirrors), fmt::arg("pairs", pairs),
+                       fmt::arg("hooks", switch_hook.empty() ? std::string()
+                                                             : ", hooks: ['" + switch_hook + "']"),
                        fmt::arg("fence", fence_hook.empty()
                                              ? std::string()
                                              : "    fence_hooks: ['" + fence_hook + "']\n"));
@@ -414,6 +417,52 @@ TEST(FailoverDaemon, DrillOnLiveBrokers) {
   rt::Client ra(rt::node_a());
   EXPECT_FALSE(rb.counts("mqdr.capture.fo-rabbit.reverse." + w.exchange).has_value());
   EXPECT_TRUE(ra.counts("mqdr.capture.fo-rabbit." + w.exchange).has_value());
+  EXPECT_EQ(mqdr.terminate(30s), 0);
+}
+
+// Markers lost at the switch make the drill fail with exit 3: a clients hook (run after the
+// promotion, when the markers have reached the standby) empties the standby's drill queue, as a
+// standby losing data would. The group still ends replicating; the report names what was lost.
+TEST(FailoverDaemon, DrillExitsThreeWhenMarkersAreLost) {
+  World w("rabbitmq");
+  w.seed();
+  const auto rb = rt::node_b();
+  w.switch_hook = (w.dir / "purge.py").string();
+  {
+    std::ofstream h(w.switch_hook);
+    h << fmt::format(R"(#!/usr/bin/env python3
+import base64, urllib.request
+auth = base64.b64encode(b"{}:{}").decode()
+req = urllib.request.Request("{}/api/queues/%2F/mqdr.drill/contents", method="DELETE",
+                             headers={{"Authorization": "Basic " + auth}})
+urllib.request.urlopen(req, timeout=10)
+open("{}", "a").write("purged\n")
+)",
+                     rb.rabbitmq.user, rb.rabbitmq.password.reveal(), rb.rabbitmq.management_uri,
+                     (w.dir / "purged").string());
+  }
+  std::filesystem::permissions(w.switch_hook, std::filesystem::perms::owner_all);
+  const auto config = w.config();
+  rt::MqdrProcess mqdr(config, w.dir / "mqdr.log");
+  mqdr.start();
+  ASSERT_TRUE(w.wait_running()) << w.status().dump(2) << slurp(w.dir / "mqdr.log");
+  const auto report = w.dir / "drill.json";
+  const int rc = run_cli({"drill", "-c", config.string(), "--group", "all", "--report",
+                          report.string()},
+                         w.dir / "drill.log", 600s);
+  EXPECT_EQ(rc, 3) << slurp(w.dir / "drill.log") << "\n" << slurp(w.dir / "mqdr.log");
+  EXPECT_NE(slurp(w.dir / "purged").find("purged"), std::string::npos) << slurp(w.dir / "mqdr.log");
+  EXPECT_NE(slurp(w.dir / "drill.log").find("markers lost"), std::string::npos) << slurp(w.dir / "drill.log");
+  auto r = nlohmann::json::parse(slurp(report), nullptr, false);
+  ASSERT_TRUE(r.is_object()) << slurp(report);
+  EXPECT_EQ(r["verdict"], "markers lost");
+  // The 50 markers not consumed on the primary were on the standby and are gone.
+  EXPECT_EQ(r["markers"]["failover_lost"], 50) << r["markers"].dump(1);
+  EXPECT_EQ(r["rpo"]["markers_lost"], 50);
+  EXPECT_EQ(r["markers"]["failover"]["fo-rabbit"]["consumer_resume"]["resumed"], 0);
+  // The failback still ran: markers written on the standby reached the primary.
+  EXPECT_EQ(r["markers"]["failback_lost"], 0) << r["markers"].dump(1);
+  EXPECT_EQ(w.group().value("state", ""), "replicating");
   EXPECT_EQ(mqdr.terminate(30s), 0);
 }
 
