@@ -79,6 +79,9 @@ inline std::string opposite_mirror_name(const std::string& mirror) {
 // and commit the first `consume` of them there, and after the switch checks on the target which
 // markers arrived (none lost) and what the same consumer receives when it resumes there.
 inline constexpr std::string_view kDrillName = "mqdr-drill";  // prefix of drill consumer names
+// Whether `mirror` (or its reverse) connects a pair of a failover group: only those carry drill
+// markers (a mirror outside any group never relays the NATS drill stream).
+bool carries_drill_markers(const Config& config, const MirrorConfig& mirror);
 std::string drill_marker(const std::string& drill_id, int n);
 // The marker number when `text` is a marker of `drill_id`.
 std::optional<int> parse_drill_marker(std::string_view text, const std::string& drill_id);

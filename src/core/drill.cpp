@@ -21,6 +21,18 @@ std::optional<int> parse_drill_marker(std::string_view text, const std::string& 
   return n;
 }
 
+bool carries_drill_markers(const Config& config, const MirrorConfig& mirror) {
+  for (const auto& g : config.failover) {
+    for (const auto& p : g.pairs) {
+      if ((p.primary == mirror.source && p.standby == mirror.target) ||
+          (p.primary == mirror.target && p.standby == mirror.source)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 nlohmann::json to_json(const DrillCheck& c) {
   nlohmann::json j = {{"on_target", c.on_target}, {"lost", c.lost}};
   nlohmann::json r = {{"checked", c.resume_checked}};

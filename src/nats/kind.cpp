@@ -80,7 +80,7 @@ class NatsProbe : public Probe {
 
 class NatsMirrorOps : public MirrorOps {
  public:
-  explicit NatsMirrorOps(MirrorContext ctx) : ctx_(std::move(ctx)), selector_(ctx_.mirror.nats.streams) {}
+  explicit NatsMirrorOps(MirrorContext ctx) : ctx_(std::move(ctx)), selector_(ctx_.mirror.nats.streams, ctx_.config && carries_drill_markers(*ctx_.config, ctx_.mirror)) {}
 
   Lag lag(Duration timeout) override {
     Lag total{0, 0};

@@ -8,12 +8,12 @@
 
 namespace mqdr::nats {
 
-StreamSelector::StreamSelector(const std::vector<std::string>& patterns) {
+StreamSelector::StreamSelector(const std::vector<std::string>& patterns, bool drill) : drill_(drill) {
   for (const auto& p : patterns) patterns_.emplace_back(p, std::regex::ECMAScript);
 }
 
 bool StreamSelector::matches(const std::string& name) const {
-  if (name == kDrillStream) return true;  // drill markers travel with every mirror
+  if (drill_ && name == kDrillStream) return true;
   for (const auto& re : patterns_) {
     if (std::regex_match(name, re)) return true;
   }

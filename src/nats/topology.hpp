@@ -21,11 +21,13 @@ namespace mqdr::nats {
 
 class StreamSelector {
  public:
-  explicit StreamSelector(const std::vector<std::string>& patterns);  // throws on a bad regex
+  // Throws on a bad regex. `drill`: the drill stream MQDR_DRILL is selected too.
+  explicit StreamSelector(const std::vector<std::string>& patterns, bool drill = false);
   bool matches(const std::string& name) const;
 
  private:
   std::vector<std::regex> patterns_;
+  bool drill_ = false;
 };
 
 // Names of the streams on a cluster (sorted); nullopt with `error` when it cannot be asked.

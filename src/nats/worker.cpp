@@ -57,7 +57,7 @@ struct MirrorWorker::Runner {
 };
 
 MirrorWorker::MirrorWorker(MirrorContext ctx)
-    : ctx_(std::move(ctx)), selector_(ctx_.mirror.nats.streams) {}
+    : ctx_(std::move(ctx)), selector_(ctx_.mirror.nats.streams, ctx_.config && carries_drill_markers(*ctx_.config, ctx_.mirror)) {}
 
 MirrorWorker::~MirrorWorker() {
   for (auto& [name, r] : runners_) r->thread.request_stop();
