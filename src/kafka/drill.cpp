@@ -116,7 +116,7 @@ Status KafkaMirrorOps::drill_write(DrillMarkers& markers, int count, int consume
   const auto until = Clock::now() + deadline;
   try {
     ClientLabel label{"mirror=" + ctx_.mirror.name + " cluster=" + ctx_.source.name + " role=drill"};
-    ConfPtr conf = make_conf(ctx_.source, {{"client.id", "mqdr-drill"}, {"enable.idempotence", "true"}, {"acks", "all"}},
+    ConfPtr conf = make_conf(ctx_.source, {{"client.id", "mqdr-drill"}, {"acks", "all"}},
                              {}, &label);
     rd_kafka_conf_set_dr_msg_cb(conf.get(), on_delivery);
     Handle producer = make_client(RD_KAFKA_PRODUCER, std::move(conf));

@@ -6,6 +6,7 @@
 
 #include "kafka/group_sync.hpp"
 #include "kafka/map_reader.hpp"
+#include "kafka/probe.hpp"
 #include "kafka/worker.hpp"
 
 namespace mqdr::kafka {
@@ -104,6 +105,17 @@ Lag KafkaMirrorOps::lag(Duration timeout) {
 }
 
 Status KafkaMirrorOps::final_sync(Duration deadline) {
+  // A dead primary cannot be read: the offsets the mirror's group sync wrote last (every
+  // group_sync_interval) stand. Waiting for it would only delay the switch.
+  if (every_server_refuses(ctx_.source.kafka.bootstrap_servers, 300)) {
+    spdlog::warn("mirror={} final group offset sync skipped: every server of {} refuses "
+                 "connections; the offsets synced last stand",
+                 ctx_.mirror.name, ctx_.source.name);
+    return Status::ok();
+  }
+  // Without `groups` only the drill's consumer groups are carried over: best effort, briefly.
+  const bool drill_only = ctx_.mirror.kafka.groups.empty();
+  if (drill_only) deadline = std::min(deadline, Duration(3000));
   try {
     MapReader reader(ctx_.target, offset_map_topic(ctx_.mirror.name), ctx_.mirror.name);
     GroupSync sync(ctx_.mirror.name, ctx_.mirror.kafka.groups, policy_, src_.get(), tgt_.get(),
@@ -116,9 +128,13 @@ Status KafkaMirrorOps::final_sync(Duration deadline) {
     GroupSyncResult r = sync.run(ms(deadline), true);
     spdlog::info("mirror={} final group offset sync: {} groups written, {} active on target",
                  ctx_.mirror.name, r.synced, r.skipped_active);
-    if (!r.errors.empty()) return Status::retry("final group offset sync: " + r.errors.front());
+    if (!r.errors.empty() && !drill_only) return Status::retry("final group offset sync: " + r.errors.front());
     return Status::ok();
   } catch (const KafkaError& e) {
+    if (drill_only) {
+      spdlog::warn("mirror={} drill consumer offsets not synced: {}", ctx_.mirror.name, e.what());
+      return Status::ok();
+    }
     return Status::retry("mirror " + ctx_.mirror.name + ": final group offset sync: " + e.what());
   }
 }

@@ -26,6 +26,8 @@ std::optional<std::pair<std::string, std::string>> split_host_port(std::string s
   return std::make_pair(host, s.substr(colon + 1));
 }
 
+}  // namespace
+
 // True when every bootstrap server actively refuses TCP connections right now (a dead broker
 // process on a live host): the probe then fails at once instead of waiting out its timeout in
 // librdkafka's retries. A server that accepts, times out or cannot be resolved counts as "not
@@ -75,7 +77,6 @@ int ms_left(Clock::time_point until) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
   return left > 0 ? static_cast<int>(left) : 0;
 }
-}  // namespace
 
 KafkaProbe::KafkaProbe(ClusterConfig cluster) : cluster_(std::move(cluster)) {
   producer_label_.label = "cluster=" + cluster_.name + " role=probe";

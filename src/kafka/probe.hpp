@@ -12,6 +12,10 @@ namespace mqdr::kafka {
 
 inline const std::string kProbeTopic = "mqdr-probe";
 
+// True when every bootstrap server actively refuses TCP connections right now (a dead broker
+// process on a live host), found within `wait_ms`.
+bool every_server_refuses(const std::string& bootstrap, int wait_ms);
+
 class KafkaProbe : public Probe {
  public:
   explicit KafkaProbe(ClusterConfig cluster);
