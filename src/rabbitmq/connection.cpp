@@ -2,8 +2,11 @@
 
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <fmt/format.h>
@@ -182,6 +185,17 @@ void Connection::close() {
   amqp_destroy_connection(conn_);
   conn_ = nullptr;
   open_ = false;
+}
+
+bool Connection::buffered() const {
+  return conn_ != nullptr && (amqp_data_in_buffer(conn_) || amqp_frames_enqueued(conn_));
+}
+
+void Connection::cork(bool on) {
+  const int sock = fd();
+  if (sock < 0) return;
+  const int v = on ? 1 : 0;
+  (void)setsockopt(sock, IPPROTO_TCP, TCP_CORK, &v, sizeof(v));
 }
 
 void Connection::set_rpc_timeout(Duration timeout) {

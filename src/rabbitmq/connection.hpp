@@ -40,6 +40,16 @@ class Connection {
   void close();
 
   amqp_connection_state_t state() { return conn_; }
+  // The socket (-1 when closed), for poll() and socket options.
+  int fd() const { return conn_ != nullptr ? amqp_get_sockfd(conn_) : -1; }
+  // True when rabbitmq-c already holds received bytes or decoded frames: a poll() on fd() would
+  // not see them.
+  bool buffered() const;
+  // TCP_CORK on the socket: while corked, the kernel sends only full segments, so the many small
+  // frames of a batch of publishes leave in a few large segments (one receive on the broker's
+  // side instead of one per message). Uncorking sends what is left at once. Works under TLS too
+  // (it is a TCP option); a failure only loses the coalescing.
+  void cork(bool on);
   const ClusterConfig& cluster() const { return cluster_; }
   const std::string& label() const { return label_; }
 

@@ -57,6 +57,11 @@ class ConfirmSink : public Sink {
 
   std::string parking_queue() const { return "mqdr.unroutable." + options_.mirror; }
 
+  // Another connection (the source's, same thread) whose incoming data ends a wait for confirms
+  // early: poll() then returns so that the pipeline reads and publishes the deliveries that
+  // arrived meanwhile instead of leaving them in the socket until the next confirm. May be null.
+  void wake_on(const Connection* other) { wake_ = other; }
+
  private:
   struct Pending {
     std::uint64_t id = 0;
@@ -70,7 +75,14 @@ class ConfirmSink : public Sink {
   };
 
   Status publish(Pending p);
-  Status pump(Duration wait);  // reads every frame available, waiting up to `wait` for the first
+  Status publish_all(std::span<const Record> records, std::uint64_t first_id);
+  // Reads every frame available, waiting up to `wait` for the first; with `may_wake`, a wait also
+  // ends (nothing read) when the wake_on() connection receives something.
+  Status pump(Duration wait, bool may_wake = false);
+  // Waits up to `wait` until the target or the wake_on() connection (which must be set) has
+  // something to read.
+  enum class Ready { none, target, source };
+  Ready wait_readable(Duration wait);
   Status handle(const amqp_frame_t& frame);
   void settle(std::uint64_t tag, bool multiple, bool ack);
   Status publish_due_retries();
@@ -85,6 +97,8 @@ class ConfirmSink : public Sink {
   std::vector<std::uint64_t> confirmed_;
   bool parking_declared_ = false;
   bool blocked_ = false;
+  const Connection* wake_ = nullptr;
+  bool wake_armed_ = true;
 };
 
 }  // namespace mqdr::rabbitmq

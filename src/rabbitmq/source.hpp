@@ -45,6 +45,8 @@ class AmqpSource : public Source {
   void close() override;
 
   std::uint64_t skipped() const { return skipped_; }
+  // The consuming connection (for ConfirmSink::wake_on).
+  const Connection& connection() const { return conn_; }
 
  private:
   Status handle_other_frame();

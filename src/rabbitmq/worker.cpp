@@ -128,6 +128,7 @@ Status MirrorWorker::run_once(std::stop_token stop) {
   sk.counters = counters_;
   sk.max_outstanding = static_cast<std::size_t>(rc.prefetch) * specs.size() + 1000;
   ConfirmSink sink(ctx_.target, sk);
+  sink.wake_on(&source.connection());
   if (Status st = sink.open(); !st.is_ok()) return st;
   if (Status st = source.open(); !st.is_ok()) return st;
 
