@@ -8,6 +8,11 @@
 // a consumer on B received all N: msgs/s and MB/s. Then M more messages are published while the
 // mover runs, each carrying its send time: p50/p99 end-to-end latency. mqdr runs in a child
 // process (the real MirrorWorker) so that its peak RSS (VmHWM) can be read. Prints the ratio.
+// While each backlog is copied, the CPU seconds of both brokers (their beam.smp, from the
+// harness's rabbitmq.pid files; the shovel runs inside rabbit-a's), of mqdr's process and of this
+// process (the consumer on B) are measured, with the load average: on a small machine the movers
+// compete with the brokers for the same cores. A run during which a broker restarted (other
+// engineers' tests restart the shared nodes) is marked INVALID.
 // Endpoints from MQDR_RABBIT_A/_B(_MGMT) like the tests. Not a test: nothing is asserted.
 
 #include <amqp.h>
@@ -31,6 +36,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "../common/bench_util.hpp"
 #include "mqdr/broker.hpp"
 #include "rabbitmq/capture.hpp"
 #include "rabbitmq/connection.hpp"
@@ -187,7 +193,20 @@ struct Result {
   double p50_ms = 0;
   double p99_ms = 0;
   long peak_rss_kb = -1;
+  // CPU seconds during the copy of the backlog (-1: unknown).
+  double cpu_a = -1, cpu_b = -1, cpu_mover = -1, cpu_consumer = -1;
+  std::string load_before, load_after;
+  bool restarted = false;
 };
+
+// The broker's own process (beam.smp) of a harness RabbitMQ node; -1 if unknown.
+pid_t beam_pid(const std::string& unit) {
+  std::ifstream in(bench::env_or("MQDR_HARNESS_DIR", "/tmp/mqdr-harness") + "/" + unit +
+                   "/rabbitmq.pid");
+  pid_t p = -1;
+  in >> p;
+  return p;
+}
 
 long vm_hwm_kb(pid_t pid) {
   std::ifstream in(fmt::format("/proc/{}/status", pid));
@@ -207,19 +226,33 @@ void percentiles(std::vector<std::int64_t>& lat, Result& r) {
 
 // `start` starts the mover, `stop` stops it; the mover reads `src_queue` on A (which receives
 // everything published to `ex_a`) and delivers into `dst_queue` on B.
-template <typename Start, typename Stop, typename Rss>
+// `cpu` gives the mover's own CPU seconds so far (-1 when it runs inside a broker).
+template <typename Start, typename Stop, typename Rss, typename Cpu>
 Result run_mover(const ClusterConfig& a, const ClusterConfig& b, const std::string& ex_a,
                  const std::string& src_queue, const std::string& dst_queue, std::size_t n,
-                 std::size_t size, std::size_t latency_n, Start start, Stop stop, Rss rss) {
+                 std::size_t size, std::size_t latency_n, Start start, Stop stop, Rss rss,
+                 Cpu cpu) {
   Result r;
   Amqp pub(a);
   Amqp probe(a);
   pub.publish(ex_a, n, size);
   while (probe.depth(src_queue) < static_cast<std::int64_t>(n)) std::this_thread::sleep_for(100ms);
   Amqp cons(b);
+  const pid_t beam_a = beam_pid("rabbit-a"), beam_b = beam_pid("rabbit-b");
+  const double a0 = bench::proc_cpu_s(beam_a), b0 = bench::proc_cpu_s(beam_b);
+  const double c0 = bench::proc_cpu_s(getpid());
+  r.load_before = bench::loadavg();
   const auto t0 = Clock::now();
   start();
   const auto t1 = cons.consume(dst_queue, n, nullptr);
+  const double mover = cpu();
+  const double a1 = bench::proc_cpu_s(beam_a), b1 = bench::proc_cpu_s(beam_b);
+  const double c1 = bench::proc_cpu_s(getpid());
+  r.load_after = bench::loadavg();
+  if (a0 >= 0 && a1 >= 0) r.cpu_a = a1 - a0;
+  if (b0 >= 0 && b1 >= 0) r.cpu_b = b1 - b0;
+  if (c0 >= 0 && c1 >= 0) r.cpu_consumer = c1 - c0;
+  r.cpu_mover = mover;
   r.seconds = std::chrono::duration<double>(t1 - t0).count();
   r.msgs_per_s = n / r.seconds;
   r.mb_per_s = n * static_cast<double>(size) / r.seconds / 1e6;
@@ -231,16 +264,27 @@ Result run_mover(const ClusterConfig& a, const ClusterConfig& b, const std::stri
   percentiles(lat, r);
   r.peak_rss_kb = rss();
   stop();
+  r.restarted = beam_pid("rabbit-a") != beam_a || beam_pid("rabbit-b") != beam_b;
   return r;
 }
 
-void print(const char* name, const Result& r) {
+void print(const char* name, const Result& r, std::size_t n) {
   std::cout << fmt::format(
       "{:<14} {:>9.1f} s {:>10.0f} msg/s {:>8.1f} MB/s   p50 {:>8.1f} ms  p99 {:>8.1f} ms  "
-      "peak RSS {}\n",
+      "peak RSS {}{}\n",
       name, r.seconds, r.msgs_per_s, r.mb_per_s, r.p50_ms, r.p99_ms,
       r.peak_rss_kb < 0 ? std::string("n/a (inside the broker)")
-                        : fmt::format("{:.1f} MiB", r.peak_rss_kb / 1024.0));
+                        : fmt::format("{:.1f} MiB", r.peak_rss_kb / 1024.0),
+      r.restarted ? "  INVALID: a broker restarted during the run" : "");
+  auto cores = [&](double s) { return s < 0 ? std::string("?") : fmt::format("{:.2f}", s / r.seconds); };
+  auto us = [&](double s) { return s < 0 ? std::string("?") : fmt::format("{:.0f}", s * 1e6 / n); };
+  std::cout << fmt::format(
+      "{:<14} copy CPU, cores (us/msg): rabbit-a {} ({}), rabbit-b {} ({}), mover {} ({}), "
+      "consumer on B {} ({}); load {} -> {}\n",
+      "", cores(r.cpu_a), us(r.cpu_a), cores(r.cpu_b), us(r.cpu_b),
+      r.cpu_mover < 0 ? std::string("inside rabbit-a") : cores(r.cpu_mover),
+      r.cpu_mover < 0 ? std::string("-") : us(r.cpu_mover), cores(r.cpu_consumer),
+      us(r.cpu_consumer), r.load_before, r.load_after);
 }
 
 }  // namespace
@@ -331,11 +375,11 @@ int main(int argc, char** argv) {
           int status = 0;
           waitpid(child, &status, 0);
         },
-        [&] { return vm_hwm_kb(child); });
+        [&] { return vm_hwm_kb(child); }, [&] { return bench::proc_cpu_s(child); });
     sa.drop(capture, ex);
     sb.drop(q_b, ex);
   }
-  print("mqdr", mq);
+  print("mqdr", mq, n);
 
   // --- shovel plugin ---
   const std::string ex2 = "bench.shovel.ex." + sfx;
@@ -369,11 +413,12 @@ int main(int argc, char** argv) {
           auto st = mgmt.put("/api/parameters/shovel/%2F/" + shovel, v);
           if (!st.is_ok()) throw std::runtime_error(st.message());
         },
-        [&] { (void)mgmt.del("/api/parameters/shovel/%2F/" + shovel); }, [] { return -1L; });
+        [&] { (void)mgmt.del("/api/parameters/shovel/%2F/" + shovel); }, [] { return -1L; },
+        [] { return -1.0; });
     sa.drop(src, ex2);
     sb.drop(dst, ex2);
   }
-  print("shovel plugin", sh);
+  print("shovel plugin", sh, n);
   std::cout << fmt::format("throughput ratio mqdr / shovel plugin: {:.2f}x (bar: 1.5x)\n",
                            mq.msgs_per_s / sh.msgs_per_s);
   return 0;
