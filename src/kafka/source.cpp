@@ -63,6 +63,7 @@ void KafkaSource::rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     PartitionKey key{parts->elems[i].topic, parts->elems[i].partition};
     self->confirmed_next_.erase(key);
     self->committed_next_.erase(key);
+    self->committed_known_.erase(key);
     self->unconfirmed_.erase(key);
   }
   rd_kafka_assign(rk, nullptr);
@@ -254,9 +255,40 @@ void KafkaSource::advance_idle_partitions() {
   if (moved) (void)commit_now(false);
 }
 
+void KafkaSource::learn_committed_positions() {
+  // rd_kafka_position() is only known once this consumer returned a record of the partition: a
+  // partition with nothing new since its committed offset (a mirror restarted on a quiet topic)
+  // would otherwise count as lagging by everything it holds. Its committed offset is what was
+  // confirmed by the target, so it is where the mirror stands.
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_assignment(rk_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  ListPtr assigned(raw);
+  rd_kafka_position(rk_.get(), assigned.get());
+  ListPtr unknown(rd_kafka_topic_partition_list_new(0));
+  for (int i = 0; i < assigned->cnt; ++i) {
+    const auto& p = assigned->elems[i];
+    PartitionKey key{p.topic, p.partition};
+    if (p.offset >= 0 || confirmed_next_.count(key) != 0 || committed_known_.count(key) != 0) continue;
+    rd_kafka_topic_partition_list_add(unknown.get(), p.topic, p.partition);
+  }
+  if (unknown->cnt == 0) return;
+  if (rd_kafka_committed(rk_.get(), unknown.get(), 2000) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  for (int i = 0; i < unknown->cnt; ++i) {
+    const auto& p = unknown->elems[i];
+    if (p.err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    PartitionKey key{p.topic, p.partition};
+    committed_known_.insert(key);
+    if (p.offset >= 0 && confirmed_next_.count(key) == 0) {
+      confirmed_next_[key] = p.offset;
+      committed_next_[key] = p.offset;
+    }
+  }
+}
+
 Lag KafkaSource::lag() {
   Lag lag;
   if (!rk_) return lag;
+  learn_committed_positions();
   advance_idle_partitions();
   rd_kafka_topic_partition_list_t* raw = nullptr;
   if (rd_kafka_assignment(rk_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return lag;

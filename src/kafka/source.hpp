@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,12 +69,14 @@ class KafkaSource : public Source {
   // Next offset to commit per partition (highest confirmed + 1), and what is already committed.
   std::map<PartitionKey, std::int64_t> confirmed_next_;
   std::map<PartitionKey, std::int64_t> committed_next_;
+  std::set<PartitionKey> committed_known_;  // committed offset asked (learn_committed_positions)
   std::map<PartitionKey, std::int64_t> last_ts_;  // timestamp of the last confirmed record
   // Records handed out by read() and not yet confirmed, per partition. At 0, the consumer's
   // position (which moves past transaction markers, aborted records and skipped loop records)
   // may be committed: nothing before it is left to copy.
   std::map<PartitionKey, std::int64_t> unconfirmed_;
   void advance_idle_partitions();
+  void learn_committed_positions();
   std::atomic<double> heartbeat_ms_{-1};
   std::atomic<bool> source_down_{false};
   std::uint64_t skipped_ = 0;
