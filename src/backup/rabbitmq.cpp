@@ -12,6 +12,7 @@
 #include <chrono>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -247,9 +248,19 @@ class RabbitTarget : public RestoreTarget {
   }
 
   // Exact while nothing consumes from the queue during the restore (docs/backups.md).
+  // A restore killed mid-way may still have publishes on their way into the queue (in its
+  // socket's send buffer when it died, or in the broker's channel process): wait until the depth
+  // holds still before counting what is already there, or those would be published twice.
   Resume resume(const std::string& item, std::int32_t, const json& state) override {
+    std::int64_t now = depth(item);
+    for (int i = 0; i < 20; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      const std::int64_t again = depth(item);
+      if (again == now) break;
+      now = again;
+    }
     Resume r;
-    r.skip_count = static_cast<std::uint64_t>(std::max<std::int64_t>(0, depth(item) - state.value("base", std::int64_t{0})));
+    r.skip_count = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now - state.value("base", std::int64_t{0})));
     return r;
   }
 
