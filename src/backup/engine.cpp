@@ -229,7 +229,10 @@ std::vector<std::string> apply_retention(const BackupPlanConfig& plan, SysClock:
   if (!fs::is_directory(plan_dir)) return {};
   PlanLock lock(plan_dir);
   remove_stale_temps(plan_dir);
-  const auto victims = retention_victims(list_backups(plan_dir), now, plan.retention);
+  auto victims = retention_victims(list_backups(plan_dir), now, plan.retention);
+  // Newest first (names start with their UTC time): a child goes before its parent, so at every
+  // moment (and after a crash halfway) each remaining backup still has its whole chain.
+  std::sort(victims.begin(), victims.end(), std::greater<>());
   for (const auto& v : victims) {
     // Renamed away first, so a crash halfway never leaves a backup that looks complete.
     const fs::path gone = plan_dir / temp_name(v + ".deleting");
