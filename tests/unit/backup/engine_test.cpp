@@ -219,7 +219,8 @@ TEST_F(Engine, RetentionDeletesOnDiskOnlyWhatNoRetainedBackupNeeds) {
   // Two hours later every backup has expired; the newest (f2) stays.
   const auto now = *parse_compact_time(f2.name.substr(0, 16)) + std::chrono::hours(2);
   const auto deleted = apply_retention(plan_, now);
-  EXPECT_EQ(deleted, (std::vector<std::string>{f1.name, i1.name}));
+  // Newest first: the incremental goes before the full it needs.
+  EXPECT_EQ(deleted, (std::vector<std::string>{i1.name, f1.name}));
   const auto left = list_backups(root_ / "p");
   ASSERT_EQ(left.size(), 1u);
   EXPECT_EQ(left[0].name, f2.name);
