@@ -105,6 +105,11 @@ struct DrillCheck {
   nlohmann::json detail = nlohmann::json::object();
 };
 nlohmann::json to_json(const DrillCheck& check);
+// Fills the consumer-resume part of `out` from what the resuming consumer received:
+// `delivered(n)` for each marker n: resumed / resume_missing (unconsumed) and redelivered
+// (consumed on the source).
+void count_resume(const DrillMarkers& markers, const std::function<bool(int)>& delivered,
+                  DrillCheck& out);
 
 // Failover-time operations on one mirror (source = primary side, target = standby side). Each
 // call opens what it needs and returns within its deadline. Called by the failover driver.

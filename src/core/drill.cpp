@@ -48,6 +48,21 @@ nlohmann::json to_json(const DrillCheck& c) {
   return j;
 }
 
+void count_resume(const DrillMarkers& markers, const std::function<bool(int)>& delivered,
+                  DrillCheck& out) {
+  out.resume_checked = true;
+  for (int n = 0; n < markers.written; ++n) {
+    const bool got = delivered(n);
+    if (n < markers.consumed) {
+      if (got) ++out.redelivered;
+    } else if (got) {
+      ++out.resumed;
+    } else {
+      out.resume_missing.push_back(n);
+    }
+  }
+}
+
 Status MirrorOps::drill_prepare(Duration) {
   return Status::fatal("this broker kind has no drill marker channel");
 }

@@ -464,18 +464,18 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
 
   // 2. Reverse replication catches up, then failback.
   std::vector<std::string> reverse;
-  for (const auto& f : forward) reverse.push_back(f + ".reverse");
-  progress.say("drill: waiting for reverse replication to catch up");
-  const auto reverse_deadline = Clock::now() + timeout;
-  bool caught_up = false;
-  while (Clock::now() < reverse_deadline) {
-    auto s = full_status(*config, error);
-    if (s && reverse_caught_up(*s, reverse)) {
-      caught_up = true;
-      break;
+  for (const auto& f : forward) reverse.push_back(opposite_mirror_name(f));
+  auto wait_reverse_caught_up = [&] {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      auto s = full_status(*config, error);
+      if (s && reverse_caught_up(*s, reverse)) return true;
+      std::this_thread::sleep_for(250ms);
     }
-    std::this_thread::sleep_for(250ms);
-  }
+    return false;
+  };
+  progress.say("drill: waiting for reverse replication to catch up");
+  bool caught_up = wait_reverse_caught_up();
   report["reverse_caught_up"] = caught_up;
   if (caught_up) {
     if (auto problem = back_markers.write(marker_deadline); !problem.empty()) {
@@ -485,16 +485,7 @@ int run_drill(const std::string& file, const std::string& group, const std::stri
                         "; the group stays failed over (run `mqdr failback`)");
     }
     // They were written after the catch-up: wait for the reverse mirrors again.
-    caught_up = false;
-    const auto again_deadline = Clock::now() + timeout;
-    while (Clock::now() < again_deadline) {
-      auto s = full_status(*config, error);
-      if (s && reverse_caught_up(*s, reverse)) {
-        caught_up = true;
-        break;
-      }
-      std::this_thread::sleep_for(250ms);
-    }
+    caught_up = wait_reverse_caught_up();
   }
   if (!caught_up) {
     return finish(cli::kRuntimeError, "failed",

@@ -196,19 +196,11 @@ Status KafkaMirrorOps::drill_check(const DrillMarkers& markers, DrillCheck& out,
     }
     out.detail["consumer_position"] = it->second;
     out.detail["topic"] = target;
-    for (int n = 0; n < markers.written; ++n) {
+    count_resume(markers, [&](int n) {
       auto w = where.find(n);
-      const bool delivered = w != where.end() &&
-                             std::any_of(w->second.begin(), w->second.end(),
-                                         [&](std::int64_t o) { return o >= it->second; });
-      if (n < markers.consumed) {
-        if (delivered) ++out.redelivered;
-      } else if (delivered) {
-        ++out.resumed;
-      } else {
-        out.resume_missing.push_back(n);
-      }
-    }
+      return w != where.end() && std::any_of(w->second.begin(), w->second.end(),
+                                             [&](std::int64_t o) { return o >= it->second; });
+    }, out);
     return Status::ok();
   } catch (const KafkaError& e) {
     return Status::retry("drill markers on " + ctx_.target.name + ": " + e.what());

@@ -216,16 +216,7 @@ Status drill_check(const DrillSide& target, const DrillMarkers& markers, DrillCh
     if (batch == 0) break;
   }
   puller.close();
-  for (int n = 0; n < markers.written; ++n) {
-    const bool delivered = got.count(n) != 0;
-    if (n < markers.consumed) {
-      if (delivered) ++out.redelivered;
-    } else if (delivered) {
-      ++out.resumed;
-    } else {
-      out.resume_missing.push_back(n);
-    }
-  }
+  count_resume(markers, [&](int n) { return got.count(n) != 0; }, out);
   return Status::ok();
 }
 

@@ -185,20 +185,10 @@ Status drill_check(const MirrorContext& ctx, const DrillMarkers& markers, DrillC
   }, taken);
   if (!st.is_ok()) return st;
   out.on_target = static_cast<int>(got.size());
-  out.resume_checked = true;
   out.detail["taken_from_queue"] = taken;
-  for (int n = 0; n < markers.written; ++n) {
-    const bool there = got.count(n) != 0;
-    if (n < markers.consumed) {
-      // Consumed on the primary: the standby trim may have removed it, which is its purpose.
-      if (there) ++out.redelivered;
-    } else if (there) {
-      ++out.resumed;
-    } else {
-      out.resume_missing.push_back(n);
-      out.lost.push_back(n);
-    }
-  }
+  count_resume(markers, [&](int n) { return got.count(n) != 0; }, out);
+  // A consumed marker missing here is the standby trim doing its job; an unconsumed one is lost.
+  out.lost = out.resume_missing;
   out.detail["note"] = "consumed markers are not expected on the standby (acks are not "
                        "replicated; the promotion trim removes what exceeds the primary's depth "
                        "plus standby_margin)";
