@@ -42,7 +42,8 @@ std::optional<AckMeta> parse_ack_subject(std::string_view reply) {
   AckMeta m;
   std::uint64_t ts = 0;
   if (!to_u64(tokens[o + 2], m.delivered) || !to_u64(tokens[o + 3], m.stream_seq) ||
-      !to_u64(tokens[o + 5], ts) || !to_u64(tokens[o + 6], m.pending)) {
+      !to_u64(tokens[o + 4], m.consumer_seq) || !to_u64(tokens[o + 5], ts) ||
+      !to_u64(tokens[o + 6], m.pending)) {
     return std::nullopt;
   }
   m.timestamp_ns = static_cast<std::int64_t>(ts);
@@ -92,14 +93,25 @@ Status StreamSource::open() {
   const std::string& name = options_.consumer;
   jsConsumerInfo* ci = nullptr;
   std::uint64_t ack_floor = 0;
+  std::uint64_t delivered = 0;
   bool reuse = false;
   s = js_GetConsumerInfo(&ci, js_.get(), stream.c_str(), name.c_str(), nullptr, &code);
   if (s == NATS_OK) {
     Ptr<jsConsumerInfo> cinfo(ci);
     ack_floor = cinfo->AckFloor.Stream;
-    // Nothing fetched-but-unacked and nothing to skip: the consumer continues where it is.
+    delivered = cinfo->Delivered.Consumer;
+    if (cinfo->NumWaiting > 0) {
+      // Pull requests of another client wait on our durable; recreating the consumer drops them.
+      spdlog::warn("mirror={} stream={} consumer {} has {} pull request(s) waiting from another "
+                   "client (a relay stopped moments ago, or another mqdr running this mirror); "
+                   "recreating it",
+                   options_.mirror, stream, name, cinfo->NumWaiting);
+    }
+    // Nothing fetched-but-unacked, nothing to skip, nobody else pulling: the consumer continues
+    // where it is.
     reuse = cinfo->Config->AckPolicy == js_AckAll && cinfo->NumAckPending == 0 &&
-            cinfo->Delivered.Stream == ack_floor && options_.resume_after <= ack_floor &&
+            cinfo->NumWaiting == 0 && cinfo->Delivered.Stream == ack_floor &&
+            options_.resume_after <= ack_floor &&
             cinfo->Config->MaxAckPending == options_.max_ack_pending &&
             cinfo->Config->AckWait == std::chrono::duration_cast<std::chrono::nanoseconds>(options_.ack_wait).count();
   } else if (code != JSConsumerNotFoundErr) {
@@ -115,6 +127,7 @@ Status StreamSource::open() {
   if (!st.is_ok()) return st;
   highest_read_ = start_seq_ - 1;
   last_acked_ = start_seq_ - 1;
+  next_delivery_ = reuse ? delivered + 1 : 1;
   uncommitted_.clear();
   spdlog::info("mirror={} stream={} relay reads from sequence {} (consumer ack floor {}, target has up to {}){}",
                options_.mirror, stream, start_seq_, ack_floor, options_.resume_after,
@@ -202,9 +215,21 @@ Status StreamSource::read(Batch& out, std::size_t max, Duration wait) {
   if (natsConnection_Status(conn_) != NATS_CONN_STATUS_CONNECTED) {
     return Status::retry("connection to source " + cluster_.name + " lost; reconnecting");
   }
-  return puller_.next(max, wait, [&](natsMsg* msg) {
+  std::string stolen;
+  Status st = puller_.next(max, wait, [&](natsMsg* msg) {
+    if (!stolen.empty()) return;
     auto meta = parse_ack_subject(natsMsg_GetReply(msg));
-    if (!meta || meta->stream_seq <= highest_read_) return;  // redelivery of one in flight
+    if (!meta) return;
+    if (meta->consumer_seq > next_delivery_) {
+      stolen = "consumer " + options_.consumer + " of stream " + options_.stream +
+               " delivered to another reader (deliveries " + std::to_string(next_delivery_) + ".." +
+               std::to_string(meta->consumer_seq - 1) +
+               " never reached this relay: is another mqdr running mirror " + options_.mirror +
+               "?); reading again from what the target holds";
+      return;
+    }
+    next_delivery_ = std::max(next_delivery_, meta->consumer_seq + 1);
+    if (meta->stream_seq <= highest_read_) return;  // redelivery of one in flight
     highest_read_ = meta->stream_seq;
     Record r = to_record(msg, *meta);
     if (!options_.skip_origin.empty()) {
@@ -221,6 +246,8 @@ Status StreamSource::read(Batch& out, std::size_t max, Duration wait) {
     uncommitted_.emplace_back(meta->stream_seq, meta->timestamp_ns);
     out.push_back(std::move(r));
   });
+  if (!stolen.empty()) return Status::retry(stolen);  // the worker logs it
+  return st;
 }
 
 // Acks the newest skipped message when nothing read before it waits for the target (AckAll

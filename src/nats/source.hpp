@@ -15,6 +15,10 @@
 // The consumer is AckAll: commit() acks the last confirmed message, which acks every earlier one.
 // Redeliveries of messages already handed to the pipeline (ack wait expired while the target was
 // slow) are dropped: the original is still in flight and its ack covers them.
+// The consumer's delivery sequence must run without gaps: a delivery we never saw went to some
+// other reader of the same durable (a second mqdr running this mirror, or a pull request still
+// waiting from a stopped one), and acking past it would acknowledge a message the target never
+// got. read() then fails (retryable); open() recreates the consumer at the target's position.
 // Called from the pipeline's thread only.
 
 #include <cstdint>
@@ -30,7 +34,8 @@ namespace mqdr::nats {
 
 struct AckMeta {
   std::uint64_t stream_seq = 0;
-  std::uint64_t delivered = 0;
+  std::uint64_t consumer_seq = 0;  // the consumer's delivery sequence: +1 for every delivery
+  std::uint64_t delivered = 0;     // how often this message was delivered
   std::int64_t timestamp_ns = 0;
   std::uint64_t pending = 0;
 };
@@ -77,6 +82,7 @@ class StreamSource : public Source {
   Puller puller_;
   std::uint64_t start_seq_ = 0;
   std::uint64_t highest_read_ = 0;
+  std::uint64_t next_delivery_ = 1;  // the consumer sequence the next delivery must carry
   std::uint64_t last_acked_ = 0;
   // The newest skipped message not acked yet (its ack waits until nothing before it is in flight).
   std::uint64_t skipped_seq_ = 0;

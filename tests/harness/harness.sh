@@ -699,8 +699,26 @@ show_failure() {
   done
 }
 
-# up_unit UNIT: start when not running, then wait (bounded) until really ready.
+# up_unit UNIT: start when not running, then wait (bounded) until really ready. A unit this call
+# started that then fails is stopped and started once more: right after a kill -9, RabbitMQ now
+# and then fails to open one of its listeners (CI saw rabbit-a come up without its amqps port).
 up_unit() {
+  local u=$1 rc=0
+  up_unit_once "$u" || rc=$?
+  if [ $rc = 2 ]; then
+    err "$u: started but failed; stopping it and starting it once more"
+    stop_unit "$u"
+    local p i
+    for p in $(unit_ports "$u"); do
+      for ((i = 0; i < 100; i++)); do port_open "$p" || break; sleep 0.1; done
+    done
+    up_unit_once "$u" || return 1
+    return 0
+  fi
+  return $rc
+}
+# Returns 0 when ready, 1 on failure, 2 on failure of a unit it started itself.
+up_unit_once() {
   local u=$1 t0 started=0 p
   t0=$(now)
   if unit_alive "$u"; then
@@ -715,20 +733,20 @@ up_unit() {
     unit_start "$u" || { show_failure "$u"; return 1; }
     started=1
   fi
-  local deadline=$(( $(date +%s) + READY_TIMEOUT ))
+  local deadline=$(( $(date +%s) + READY_TIMEOUT )) failed=$((1 + started))
   while ! unit_ready "$u"; do
     if ! unit_alive "$u"; then
       err "$u: process exited before it was ready; logs in $(unit_dir "$u")"
-      show_failure "$u"; return 1
+      show_failure "$u"; return $failed
     fi
     if [ "$(date +%s)" -ge "$deadline" ]; then
       err "$u: not ready after ${READY_TIMEOUT}s; logs in $(unit_dir "$u")"
-      show_failure "$u"; return 1
+      show_failure "$u"; return $failed
     fi
     sleep 0.5
   done
   if ! unit_post_ready "$u"; then
-    err "$u: ready, but its setup step failed; logs in $(unit_dir "$u")"; show_failure "$u"; return 1
+    err "$u: ready, but its setup step failed; logs in $(unit_dir "$u")"; show_failure "$u"; return $failed
   fi
   if [ $started = 1 ]; then log "$u: ready in $(since "$t0")s"; else log "$u: ready after $(since "$t0")s"; fi
 }

@@ -4,6 +4,7 @@
 // that can be killed with SIGKILL, and file surgery on backups (flip a byte, truncate, delete).
 // Every wait is bounded.
 
+#include "tests/harness/child.hpp"
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -44,9 +45,11 @@ struct RunResult {
 class Child {
  public:
   Child(std::vector<std::string> args, fs::path log) : args_(std::move(args)), log_(std::move(log)) {
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      mqdr::test::die_with_parent(parent);
       const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       if (fd >= 0) {
         dup2(fd, 1);

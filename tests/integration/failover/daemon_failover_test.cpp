@@ -8,6 +8,7 @@
 //    resumes in that state; the primaries come back, reverse replication carries what was written
 //    on the standbys, `mqdr failback` switches back, nothing is lost.
 
+#include "tests/harness/child.hpp"
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,8 +43,10 @@ std::string slurp(const std::filesystem::path& p) {
 // Runs `mqdr ARGS...` to completion (at most `limit`), output into `log`; the exit code, or -1.
 int run_cli(const std::vector<std::string>& args, const std::filesystem::path& log,
             std::chrono::seconds limit = 300s) {
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    mqdr::test::die_with_parent(parent);
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       dup2(fd, 1);

@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,8 +12,7 @@
 #include <set>
 
 #include "kafka_fixture.hpp"
-
-extern char** environ;
+#include "tests/harness/child.hpp"
 
 namespace mqdr::kafka::test {
 namespace {
@@ -29,12 +27,18 @@ class MqdrProcess {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    if (posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ == 0) {
+      mqdr::test::die_with_parent(parent);
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      execv(bin.c_str(), argv.data());
+      _exit(127);
+    }
   }
   ~MqdrProcess() {
     if (pid_ > 0) kill9();

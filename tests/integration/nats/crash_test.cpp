@@ -1,6 +1,7 @@
 // Crashes: kill -9 of a real `mqdr run` mid-stream (several times), and the target server killed
 // and restarted mid-stream. Zero lost, zero duplicates, order kept.
 
+#include "tests/harness/child.hpp"
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -75,8 +76,10 @@ int free_port() {
 }
 
 pid_t spawn_mqdr(const std::filesystem::path& config, const std::filesystem::path& log) {
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    mqdr::test::die_with_parent(parent);
     FILE* f = std::fopen(log.c_str(), "a");
     if (f != nullptr) {
       dup2(fileno(f), 1);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "nats/topology.hpp"
+#include "tests/harness/child.hpp"
 #include "nats/worker.hpp"
 #include "nats_fixture.hpp"
 
@@ -308,8 +309,10 @@ TEST_F(RelayTest, SourceWithoutJetStreamIsReportedWithoutBusyLoop) {
     port = ntohs(addr.sin_port);
     ::close(fd);
   }
+  const pid_t parent = getpid();
   pid_t server = fork();
   if (server == 0) {
+    mqdr::test::die_with_parent(parent);
     int null = ::open("/dev/null", O_WRONLY);
     if (null >= 0) {
       dup2(null, 1);
@@ -353,6 +356,76 @@ TEST_F(RelayTest, SourceWithoutJetStreamIsReportedWithoutBusyLoop) {
   std::this_thread::sleep_for(2s);  // observation window, not synchronization
   EXPECT_LT(w.ctx.stats->snapshot().errors_total - errors_before, 20u);
   EXPECT_FALSE(b.exists(stream));  // nothing was made up on the target
+}
+
+// A relay stopped and started again at once, while messages arrive one at a time (the way a
+// drill's markers do, after the failback restarts the forward relay): every message arrives, in
+// order. The stopped relay's long-poll pull requests may still be waiting on the durable; a
+// message the server hands to one of them must not be skipped by the new relay.
+TEST_F(RelayTest, RestartedRelayPassesOnEveryMessageOfATrickle) {
+  const std::string stream = unique("TRICKLE");
+  cleanup = {stream};
+  a.add_stream(stream, {"t." + stream});
+  const auto ctx = mirror_context("trickle", a.cfg, b.cfg, {stream}, state_dir);
+  int published = 0;
+  for (int round = 0; round < 3; ++round) {
+    {
+      RunningWorker w(ctx);
+      a.publish({"t." + stream}, 10, published);
+      published += 10;
+      ASSERT_TRUE(wait_until([&] { return b.count(stream) == static_cast<std::uint64_t>(published); }, 30s))
+          << "round " << round << ": " << b.count(stream);
+    }
+    RunningWorker w(ctx);
+    for (int i = 0; i < 40; ++i) {
+      a.publish({"t." + stream}, 1, published++);
+      std::this_thread::sleep_for(20ms);  // a trickle, not a batch
+    }
+    ASSERT_TRUE(wait_until([&] { return b.count(stream) == static_cast<std::uint64_t>(published); }, 20s))
+        << "round " << round << ": target holds " << b.count(stream) << " of " << published << "; "
+        << w.ctx.stats->snapshot().last_error;
+  }
+  auto src = a.read_all(stream);
+  auto dst = b.read_all(stream);
+  ASSERT_EQ(src.size(), dst.size());
+  for (std::size_t i = 0; i < src.size(); ++i) expect_same(src[i], dst[i], false);
+}
+
+// Another reader takes deliveries from the relay's durable consumer (a second mqdr running the
+// same mirror, or a pull request left waiting by a stopped relay) and never acks them. The relay
+// sees the gap in the consumer's delivery sequence, says so, and reads again from what the target
+// holds: every message arrives, in order. Without the check, the relay's AckAll acks would cover
+// the stolen messages and they would never reach the target.
+TEST_F(RelayTest, DeliveriesTakenByAnotherReaderAreReadAgain) {
+  const std::string stream = unique("THIEF");
+  cleanup = {stream};
+  a.add_stream(stream, {"t." + stream});
+  const auto ctx = mirror_context("thief", a.cfg, b.cfg, {stream}, state_dir);
+  RunningWorker w(ctx);
+  a.publish({"t." + stream}, 10);
+  ASSERT_TRUE(wait_until([&] { return b.count(stream) == 10; }, 30s)) << b.count(stream);
+
+  // Two pull requests of 3 on the relay's durable, from a connection of the test's own.
+  Puller thief;
+  ASSERT_TRUE(thief.open(a.conn.get(), a.cfg, stream, consumer_name_for("thief"), 3).is_ok());
+  int stolen = 0;
+  ASSERT_TRUE(thief.next(0, Duration(0), [&](natsMsg*) { ++stolen; }).is_ok());  // sends the requests
+  for (int i = 0; i < 60; ++i) {
+    a.publish({"t." + stream}, 1, 10 + i);
+    std::this_thread::sleep_for(10ms);
+    // Fails once the relay recreates its consumer (409 Consumer Deleted): the thief is done.
+    (void)thief.next(6, Duration(0), [&](natsMsg*) { ++stolen; });
+  }
+  (void)thief.next(6, Duration(500), [&](natsMsg*) { ++stolen; });
+  thief.close();
+  std::cerr << "the other reader took " << stolen << " deliveries\n";
+  EXPECT_GT(stolen, 0) << "the test's reader took nothing: the case is not exercised";
+  ASSERT_TRUE(wait_until([&] { return b.count(stream) == 70; }, 60s))
+      << "target holds " << b.count(stream) << " of 70; " << w.ctx.stats->snapshot().last_error;
+  auto src = a.read_all(stream);
+  auto dst = b.read_all(stream);
+  ASSERT_EQ(src.size(), dst.size());
+  for (std::size_t i = 0; i < src.size(); ++i) expect_same(src[i], dst[i], false);
 }
 
 }  // namespace

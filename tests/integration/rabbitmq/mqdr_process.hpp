@@ -2,6 +2,7 @@
 // A child process for the RabbitMQ tests that kill mqdr (SIGKILL) or stop it (SIGTERM): by
 // default `mqdr run -c FILE`; any other command line with with_args(). Output goes to a log file.
 
+#include "tests/harness/child.hpp"
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -27,9 +28,11 @@ class MqdrProcess {
   void with_args(std::vector<std::string> argv) { argv_ = std::move(argv); }
 
   void start() {
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      mqdr::test::die_with_parent(parent);
       int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) {
         dup2(fd, 1);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include "mqdr/rabbitmq.hpp"
@@ -67,7 +68,7 @@ TEST(RabbitStandby, PromoteTrimsToUnconsumedPlusMarginWithPrimaryGone) {
         60s));
     s.publish_all();
     ASSERT_TRUE(eventually([&] { return s.b.depth(s.q) == kMessages; }, 180s))
-        << worker.stats().last_error;
+        << "standby holds " << s.b.depth(s.q) << "; " << worker.stats().last_error;
     // The application consumes 90% on the primary.
     ASSERT_EQ(s.a.take(s.q, kConsumed).size(), static_cast<std::size_t>(kConsumed));
     ASSERT_EQ(s.a.depth(s.q), kMessages - kConsumed);
@@ -80,7 +81,8 @@ TEST(RabbitStandby, PromoteTrimsToUnconsumedPlusMarginWithPrimaryGone) {
         },
         60s))
         << worker.stats().detail.dump();
-    EXPECT_TRUE(worker.stop().is_ok());
+    const Status stopped = worker.stop();
+    EXPECT_TRUE(stopped.is_ok()) << stopped.message();
   }
   EXPECT_EQ(s.b.depth(s.q), kMessages) << "nothing is trimmed before promotion in this mode";
 
@@ -88,15 +90,22 @@ TEST(RabbitStandby, PromoteTrimsToUnconsumedPlusMarginWithPrimaryGone) {
   auto gone = ctx;
   gone.source.rabbitmq.port = 1;
   gone.source.rabbitmq.management_uri = "http://127.0.0.1:1";
+  // What promotion decides from, for the failure messages below.
+  std::string persisted;
+  {
+    std::ifstream in(ctx.state_dir / "standby-depths.json");
+    persisted.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
   auto ops = rabbitmq::make_mirror_ops(gone);
-  ASSERT_TRUE(ops->promote(Duration(60000)).is_ok());
+  const Status promoted = ops->promote(Duration(60000));
+  ASSERT_TRUE(promoted.is_ok()) << promoted.message() << "; persisted depths: " << persisted;
   const std::int64_t left = s.b.depth(s.q);
   std::cerr << "standby after promotion: " << left << " (unconsumed " << kMessages - kConsumed
             << ", margin " << kMargin << ")\n";
-  EXPECT_GE(left, kMessages - kConsumed);
-  EXPECT_LE(left, kMessages - kConsumed + kMargin);
+  EXPECT_GE(left, kMessages - kConsumed) << "persisted depths: " << persisted;
+  EXPECT_LE(left, kMessages - kConsumed + kMargin) << "persisted depths: " << persisted;
   auto rest = s.b.take(s.q, static_cast<std::size_t>(left));
-  ASSERT_EQ(static_cast<std::int64_t>(rest.size()), left);
+  ASSERT_EQ(static_cast<std::int64_t>(rest.size()), left) << "persisted depths: " << persisted;
   // What remains is the tail: every unconsumed message, in order, preceded by <= margin others.
   const int first = std::stoi(rest.front().body);
   EXPECT_EQ(first, kMessages - static_cast<int>(left));

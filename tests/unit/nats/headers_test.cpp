@@ -17,11 +17,13 @@ TEST(AckSubject, ParsesV1AndV2Forms) {
   ASSERT_TRUE(v1);
   EXPECT_EQ(v1->delivered, 3u);
   EXPECT_EQ(v1->stream_seq, 1042u);
+  EXPECT_EQ(v1->consumer_seq, 77u);
   EXPECT_EQ(v1->timestamp_ns, 1764038400123456789LL);
   EXPECT_EQ(v1->pending, 12u);
   auto v2 = parse_ack_subject("$JS.ACK.hub.ACCHASH.ORDERS.c.1.5.6.1700000000000000000.0.tok");
   ASSERT_TRUE(v2);
   EXPECT_EQ(v2->stream_seq, 5u);
+  EXPECT_EQ(v2->consumer_seq, 6u);
   EXPECT_EQ(v2->pending, 0u);
   EXPECT_FALSE(parse_ack_subject("_INBOX.abc.def"));
   EXPECT_FALSE(parse_ack_subject("$JS.ACK.S.c.x.5.6.7.8"));
