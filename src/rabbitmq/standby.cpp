@@ -113,7 +113,12 @@ Status StandbyTrimmer::remove_head(Connection& conn, const std::string& queue,
     amqp_rpc_reply_t res = amqp_consume_message(conn.state(), &env, &tv, 0);
     if (res.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         res.library_error == AMQP_STATUS_TIMEOUT) {
-      break;  // the queue holds fewer messages than expected (consumed meanwhile)
+      // A second without a delivery: either the queue holds fewer messages than expected
+      // (consumed meanwhile), or a busy broker is slow to deliver. Only the queue knows.
+      std::optional<QueueCounts> left;
+      if (st = conn.queue_counts(kInspect, queue, left); !st.is_ok()) return st;
+      if (!left || left->messages == 0) break;
+      continue;
     }
     if (res.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
         res.library_error == AMQP_STATUS_UNEXPECTED_STATE) {

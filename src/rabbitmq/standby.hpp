@@ -54,12 +54,13 @@ class StandbyTrimmer {
   nlohmann::json to_json() const;
   Status load();  // persisted samples (promotion without the primary)
 
+ private:
   // Removes `count` messages from the head of `queue` on `conn` (a channel of its own). Returns how many
-  // were removed in `removed`.
+  // were removed in `removed`. run()'s inspection channel must be open on `conn`: it asks the
+  // queue's depth when deliveries pause.
   static Status remove_head(Connection& conn, const std::string& queue, std::int64_t count,
                             Duration deadline, std::int64_t& removed);
 
- private:
   Status save() const;
 
   std::string mirror_;
