@@ -161,8 +161,19 @@ class Checker {
         if (primary != nullptr && standby != nullptr && primary->kind == standby->kind &&
             pr.primary != pr.standby) {
           bool mirrored = false;
-          for (const auto& m : c_.mirrors) {
-            mirrored = mirrored || (m.source == pr.primary && m.target == pr.standby);
+          for (std::size_t i = 0; i < c_.mirrors.size(); ++i) {
+            const auto& m = c_.mirrors[i];
+            if (m.source != pr.primary || m.target != pr.standby) continue;
+            mirrored = true;
+            if (m.kind == ClusterKind::nats && m.nats.mode == NatsMode::native) {
+              const std::string mode_path = fmt::format("mirrors[{}].mode", i);
+              p_.warning(p_.mark_of(mode_path), mode_path,
+                         fmt::format("mirror{} copies a failover pair in native mode: a failback "
+                                     "brings copies back as duplicates (nats-server 2.9 sourcing "
+                                     "has no loop check; docs/nats.md); use 'mode: relay' for a "
+                                     "group that fails back",
+                                     p_.quote(fmt::format("mirrors[{}].name", i), m.name)));
+            }
           }
           if (!mirrored) {
             p_.warning(p_.mark_of(base), base,
