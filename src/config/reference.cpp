@@ -222,8 +222,9 @@ constexpr std::string_view kChecks = R"(## Checks across sections
 - A RabbitMQ mirror or backup plan names `exchanges` or `queues` (or both).
 - Warnings: two mirrors copying in opposite directions under unchanged names (records would
   loop), a secret file readable by every user, `tls.verify: false`, an admin API reachable from
-  other hosts without TLS, `incremental_every` not shorter than `full_every`, and a config with
-  nothing to do.
+  other hosts without TLS, `incremental_every` not shorter than `full_every`, a native NATS
+  mirror copying a failover pair (a failback brings copies back as duplicates), and a config
+  with nothing to do.
 )";
 
 }  // namespace
