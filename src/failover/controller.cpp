@@ -646,15 +646,22 @@ struct FailoverController::Impl {
     bool source_up = s.kind == SwitchKind::failback || primary_answers(g);
     Duration deadline = source_up ? g.cfg.drain_timeout : g.cfg.health.timeout;
     r.detail["deadline_ms"] = deadline.count();
-    for (const auto& m : leaving_mirrors(g, s.kind)) {
-      nlohmann::json d;
+    struct Outcome {
+      nlohmann::json detail;
+      std::vector<std::string> unchecked;
+    };
+    // One mirror: compare, then release what it keeps on its source. Mirrors share nothing
+    // here (each gets operations of its own), so they are verified side by side: the step
+    // takes as long as the slowest mirror, not as long as all of them.
+    auto verify_one = [&g, source_up, deadline, this](const MirrorConfig& m) {
+      Outcome o;
+      nlohmann::json& d = o.detail;
       if (!source_up) {
         // Nothing to compare against: the side being left does not answer. Trying would cost
         // a connection timeout per mirror on the way to the clients switch.
         d["unchecked"] = "the side being left is down";
-        unchecked.push_back(m.name + ": the side being left is down");
-        per[m.name] = d;
-        continue;
+        o.unchecked.push_back(m.name + ": the side being left is down");
+        return o;
       }
       MirrorOpsPtr ops;
       try {
@@ -663,34 +670,50 @@ struct FailoverController::Impl {
         d["error"] = e.what();
       }
       if (!ops) {
-        unchecked.push_back(fmt::format("{}: no failover operations for kind {}", m.name,
-                                        kind_name(m.kind)));
-        per[m.name] = d;
-        continue;
+        o.unchecked.push_back(fmt::format("{}: no failover operations for kind {}", m.name,
+                                          kind_name(m.kind)));
+        return o;
       }
+      const auto verify_start = std::chrono::steady_clock::now();
       try {
         auto v = ops->verify(deadline);
         d = {{"equal", v.equal}, {"detail", v.detail}, {"unchecked", v.unchecked}};
         if (!v.first_difference.empty()) d["first_difference"] = v.first_difference;
-        for (const auto& u : v.unchecked) unchecked.push_back(m.name + ": " + u);
+        for (const auto& u : v.unchecked) o.unchecked.push_back(m.name + ": " + u);
         if (!v.equal) {
           spdlog::warn("group={} mirror={} verify found a difference: {}", g.cfg.name, m.name,
                        v.first_difference);
         }
       } catch (const std::exception& e) {
         d["error"] = e.what();
-        unchecked.push_back(m.name + ": " + e.what());
+        o.unchecked.push_back(m.name + ": " + e.what());
       }
+      d["verify_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - verify_start)
+                           .count();
       // Verified and stopped for good in this direction: release what it keeps on its source
       // (when that side answers; otherwise when it returns, after the unreplicated report).
-      if (source_up) {
-        try {
-          d["released"] = ops->retire(deadline);
-        } catch (const std::exception& e) {
-          d["released"] = {{"error", e.what()}};
-        }
+      const auto retire_start = std::chrono::steady_clock::now();
+      try {
+        d["released"] = ops->retire(deadline);
+      } catch (const std::exception& e) {
+        d["released"] = {{"error", e.what()}};
       }
-      per[m.name] = d;
+      d["retire_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - retire_start)
+                           .count();
+      spdlog::info("group={} mirror={} verified in {} ms, released in {} ms", g.cfg.name, m.name,
+                   d["verify_ms"].get<long long>(), d["retire_ms"].get<long long>());
+      return o;
+    };
+    const auto mirrors = leaving_mirrors(g, s.kind);
+    std::vector<std::future<Outcome>> running;
+    running.reserve(mirrors.size());
+    for (const auto& m : mirrors) running.push_back(std::async(std::launch::async, verify_one, m));
+    for (std::size_t i = 0; i < mirrors.size(); ++i) {
+      Outcome o = running[i].get();
+      for (auto& u : o.unchecked) unchecked.push_back(std::move(u));
+      per[mirrors[i].name] = std::move(o.detail);
     }
     r.detail["mirrors"] = per;
     r.detail["unchecked"] = unchecked;

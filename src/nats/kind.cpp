@@ -323,6 +323,20 @@ class NatsMirrorOps : public MirrorOps {
       why = st.message();
       return false;
     }
+    // Where the target ends now: reading stops there instead of waiting for more.
+    std::uint64_t target_last = 0;
+    {
+      jsStreamInfo* info = nullptr;
+      jsErrCode code = static_cast<jsErrCode>(0);
+      const natsStatus is = js_GetStreamInfo(&info, target_js_.get(), s.c_str(), nullptr, &code);
+      if (is != NATS_OK) {
+        why = "target stream info: " + error_text(is, code);
+        return false;
+      }
+      target_last = info->State.Msgs == 0 ? 0 : info->State.LastSeq;
+      jsStreamInfo_Destroy(info);
+    }
+    std::uint64_t target_read = 0;
     std::vector<StoredMessage> sbuf, tbuf;
     std::size_t si = 0, ti = 0;
     std::uint64_t compared = 0;
@@ -352,6 +366,7 @@ class NatsMirrorOps : public MirrorOps {
       if (ti >= tbuf.size()) {
         tbuf.clear();
         ti = 0;
+        if (target_read >= target_last) break;  // end of the target
         if (!(st = dst.next(tbuf, 512, Duration(200))).is_ok()) {
           why = st.message();
           return false;
@@ -359,6 +374,7 @@ class NatsMirrorOps : public MirrorOps {
         if (tbuf.empty()) break;  // end of the target
       }
       const StoredMessage& t = tbuf[ti];
+      target_read = std::max(target_read, t.seq);
       std::vector<Header> ths;
       parse_header_block(t.header_block, ths);
       std::optional<std::uint64_t> from;
