@@ -119,12 +119,26 @@ Status KafkaSource::read(Batch& out, std::size_t max, Duration wait) {
   if (!rk_) return Status::fatal("mirror " + opt_.mirror + ": source not open");
   if (max == 0) return Status::ok();
   std::vector<rd_kafka_message_t*> msgs(std::min<std::size_t>(max, 10000));
-  ssize_t n = rd_kafka_consume_batch_queue(queue_, static_cast<int>(wait.count()), msgs.data(),
-                                           msgs.size());
-  if (n < 0) {
-    return Status::retry("mirror " + opt_.mirror + ": consume failed: " +
-                         err_text(rd_kafka_last_error()));
+  // Only the first record is waited for. A batch call with a timeout returns when the batch is
+  // full or the time is up, so at a low rate every record would sit out the whole wait before
+  // it is even produced; what is already there follows without waiting.
+  ssize_t n = 0;
+  std::size_t first = 0;
+  if (wait.count() > 0) {
+    if (rd_kafka_message_t* m = rd_kafka_consume_queue(queue_, static_cast<int>(wait.count()))) {
+      msgs[0] = m;
+      first = 1;
+    }
   }
+  if (wait.count() <= 0 || first > 0) {
+    n = rd_kafka_consume_batch_queue(queue_, 0, msgs.data() + first, msgs.size() - first);
+    if (n < 0) {
+      for (std::size_t i = 0; i < first; ++i) rd_kafka_message_destroy(msgs[i]);
+      return Status::retry("mirror " + opt_.mirror + ": consume failed: " +
+                           err_text(rd_kafka_last_error()));
+    }
+  }
+  n += static_cast<ssize_t>(first);
   Status result;
   if (n > 0 && source_down_.load()) {
     for (ssize_t i = 0; i < n; ++i) {

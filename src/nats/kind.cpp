@@ -323,19 +323,30 @@ class NatsMirrorOps : public MirrorOps {
       why = st.message();
       return false;
     }
-    // Where the target ends now: reading stops there instead of waiting for more.
+    // Where the target ends now: reading stops there instead of waiting for more. Where the
+    // source begins now: copies of what the source's limits (max_msgs, max_age, ...) have
+    // discarded since cannot be compared, and are not differences.
     std::uint64_t target_last = 0;
-    {
+    std::uint64_t source_first = 0;
+    for (auto* side : {&target_last, &source_first}) {
+      const bool target = side == &target_last;
       jsStreamInfo* info = nullptr;
       jsErrCode code = static_cast<jsErrCode>(0);
-      const natsStatus is = js_GetStreamInfo(&info, target_js_.get(), s.c_str(), nullptr, &code);
+      const natsStatus is = js_GetStreamInfo(&info, target ? target_js_.get() : source_js_.get(),
+                                             s.c_str(), nullptr, &code);
       if (is != NATS_OK) {
-        why = "target stream info: " + error_text(is, code);
+        why = std::string(target ? "target" : "source") + " stream info: " + error_text(is, code);
         return false;
       }
-      target_last = info->State.Msgs == 0 ? 0 : info->State.LastSeq;
+      if (target) {
+        target_last = info->State.Msgs == 0 ? 0 : info->State.LastSeq;
+      } else {
+        source_first = info->State.FirstSeq;
+      }
       jsStreamInfo_Destroy(info);
     }
+    std::uint64_t discarded = 0;
+    std::uint64_t last_from = 0;  // source sequence of the last target message compared
     std::uint64_t target_read = 0;
     std::vector<StoredMessage> sbuf, tbuf;
     std::size_t si = 0, ti = 0;
@@ -388,6 +399,10 @@ class NatsMirrorOps : public MirrorOps {
       }
       ++ti;
       if (!from) continue;  // not a mirrored message (published on the target directly)
+      if (*from < source_first) {
+        ++discarded;  // gone from the source by its limits
+        continue;
+      }
       // Advance the source to that sequence; anything skipped on the way is missing.
       for (;;) {
         if (si >= sbuf.size()) {
@@ -412,8 +427,13 @@ class NatsMirrorOps : public MirrorOps {
         ++si;
       }
       if (si >= sbuf.size() || sbuf[si].seq != *from) {
-        if (diff.empty()) diff = "stream " + s + " target sequence " + std::to_string(t.seq) +
-                                 ": source sequence " + std::to_string(*from) + " not found on the source";
+        if (diff.empty()) {
+          const bool passed = *from <= last_from;
+          diff = "stream " + s + " target sequence " + std::to_string(t.seq) + ": source sequence " +
+                 std::to_string(*from) +
+                 (passed ? " again (a duplicate: an earlier target message already holds it)"
+                         : " not found on the source");
+        }
         continue;
       }
       const std::string a = content(sbuf[si], false);
@@ -424,10 +444,12 @@ class NatsMirrorOps : public MirrorOps {
         diff = "stream " + s + " sequence " + std::to_string(*from) + ": content differs (target sequence " +
                std::to_string(t.seq) + ")";
       }
+      last_from = *from;
       ++si;
       ++compared;
     }
     d = {{"compared", compared},
+         {"discarded_on_source", discarded},
          {"source_digest", fmt::format("{:016x}", sdigest)},
          {"target_digest", fmt::format("{:016x}", tdigest)}};
     return true;
