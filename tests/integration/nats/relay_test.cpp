@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "mqdr/nats.hpp"
 #include "nats/topology.hpp"
 #include "tests/harness/child.hpp"
 #include "nats/worker.hpp"
@@ -426,6 +427,66 @@ TEST_F(RelayTest, DeliveriesTakenByAnotherReaderAreReadAgain) {
   auto dst = b.read_all(stream);
   ASSERT_EQ(src.size(), dst.size());
   for (std::size_t i = 0; i < src.size(); ++i) expect_same(src[i], dst[i], false);
+}
+
+// Verify compares what both sides hold: copies on the target of messages the source's limits
+// have discarded since are counted apart, not reported as differences; a message copied to the
+// target a second time is named a duplicate.
+TEST_F(RelayTest, VerifySkipsWhatTheSourceDiscardedAndNamesADuplicate) {
+  const std::string stream = unique("VERIFY");
+  cleanup = {stream};
+  a.add_stream(stream, {"v." + stream});
+  auto ctx = mirror_context("verify", a.cfg, b.cfg, {stream}, state_dir);
+  ctx.mirror.nats.refresh_interval = Duration(3600000);  // the test changes the source's limits
+  {
+    RunningWorker w(ctx);
+    a.publish({"v." + stream}, 100);
+    ASSERT_TRUE(wait_until([&] { return b.count(stream) == 100; }, 30s)) << b.count(stream);
+  }
+  // The source keeps only its newest 40 from now on; the target still holds all 100.
+  {
+    jsStreamInfo* si = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    ASSERT_EQ(js_GetStreamInfo(&si, a.js.get(), stream.c_str(), nullptr, &code), NATS_OK);
+    Ptr<jsStreamInfo> info(si);
+    jsStreamConfig cfg = *info->Config;
+    cfg.MaxMsgs = 40;
+    jsStreamInfo* updated = nullptr;
+    ASSERT_EQ(js_UpdateStream(&updated, a.js.get(), &cfg, nullptr, &code), NATS_OK) << code;
+    jsStreamInfo_Destroy(updated);
+  }
+  ASSERT_EQ(a.count(stream), 40u);
+  BrokerRegistry registry;
+  register_kind(registry);
+  auto ops = registry.find(ClusterKind::nats)->make_mirror_ops(ctx);
+  VerifyResult v = ops->verify(Duration(60000));
+  EXPECT_TRUE(v.equal) << v.first_difference;
+  EXPECT_TRUE(v.unchecked.empty());
+  EXPECT_EQ(v.detail[stream]["compared"], 40) << v.detail.dump();
+  EXPECT_EQ(v.detail[stream]["discarded_on_source"], 60) << v.detail.dump();
+
+  // A copy of source message 100 published on the target again, as a relay that lost its place
+  // would: verify names it.
+  {
+    auto dst = b.read_all(stream);
+    ASSERT_EQ(dst.size(), 100u);
+    const auto& last = dst.back();
+    Ptr<natsMsg> msg;
+    ASSERT_TRUE(make_raw_message(last.subject, last.header_block, last.payload, msg).is_ok());
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 10000;
+    jsPubAck* pa = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    // Nats-Msg-Id would make the target drop it: a duplicate window long past, in effect.
+    ASSERT_EQ(natsMsgHeader_Delete(msg.get(), "Nats-Msg-Id"), NATS_OK);
+    (void)natsMsgHeader_Delete(msg.get(), "Nats-Expected-Last-Msg-Id");
+    ASSERT_EQ(js_PublishMsg(&pa, b.js.get(), msg.get(), &po, &code), NATS_OK) << code;
+    jsPubAck_Destroy(pa);
+  }
+  v = ops->verify(Duration(60000));
+  EXPECT_FALSE(v.equal);
+  EXPECT_NE(v.first_difference.find("again (a duplicate"), std::string::npos) << v.first_difference;
 }
 
 }  // namespace
